@@ -1,0 +1,31 @@
+# The two commands: `make dev` runs the service, `make test` runs every check.
+.PHONY: dev test install services stop lint format clean
+
+dev:  ## install, start FerretDB and Redis, run the API in the foreground
+	bash scripts/dev.sh
+
+test:  ## install, start the test services, run ruff, mypy and pytest, stop the services
+	bash scripts/test.sh
+
+install:  ## the virtualenv, Debian packages and the FerretDB binary, idempotently
+	bash scripts/bootstrap.sh
+
+services:  ## start the dev FerretDB and Redis in the background
+	bash scripts/services.sh start dev
+
+stop:  ## stop the dev FerretDB and Redis
+	bash scripts/services.sh stop dev
+
+lint:  ## ruff and mypy only
+	.venv/bin/ruff check app tests
+	.venv/bin/ruff format --check app tests
+	.venv/bin/mypy
+
+format:
+	.venv/bin/ruff check --fix app tests
+	.venv/bin/ruff format app tests
+
+clean:  ## remove local state (keeps the cached FerretDB binary)
+	bash scripts/services.sh stop dev
+	bash scripts/services.sh stop test
+	rm -rf .run .venv .mypy_cache .ruff_cache .pytest_cache

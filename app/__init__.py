@@ -1,0 +1,1 @@
+"""BotSmith AI: the backend of a self-hostable chatbot builder."""

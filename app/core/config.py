@@ -1,0 +1,144 @@
+"""Settings: one frozen class read from the environment, with the seed guide's names."""
+
+from enum import StrEnum
+from functools import lru_cache
+from typing import Annotated, Self
+
+from pydantic import Field, HttpUrl, MongoDsn, RedisDsn, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEVELOPMENT_JWT_SECRET = "development-only-jwt-secret-change-me"
+_PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "jwt-secret", DEVELOPMENT_JWT_SECRET}
+_MIN_SECRET_LENGTH = 32
+# Never echoed back in an error: they may carry credentials.
+_SENSITIVE_FIELDS = {"jwt_secret", "mongo_url", "redis_url"}
+
+PositiveInt = Annotated[int, Field(gt=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    STAGING = "staging"
+    PRODUCTION = "production"
+
+
+class ConfigurationError(Exception):
+    """A setting is missing or wrong; the message is one line naming the variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="forbid",
+        frozen=True,
+        case_sensitive=False,
+        # An empty variable (as Helm renders an unset value) means "use the default".
+        env_ignore_empty=True,
+    )
+
+    environment: Environment = Environment.DEVELOPMENT
+    host: str = "0.0.0.0"
+    port: Annotated[int, Field(ge=1, le=65535)] = 8000
+
+    # MongoDB
+    mongo_url: MongoDsn = MongoDsn("mongodb://127.0.0.1:27017/")
+    db_name: Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[A-Za-z0-9_-]+$")] = (
+        "botsmith"
+    )
+    mongo_max_pool_size: PositiveInt = 100
+    mongo_min_pool_size: Annotated[int, Field(ge=0)] = 10
+    mongo_max_idle_time_ms: PositiveInt = 45_000
+    mongo_wait_queue_timeout_ms: PositiveInt = 10_000
+    mongo_connect_timeout_ms: PositiveInt = 20_000
+    mongo_server_selection_timeout_ms: PositiveInt = 5_000
+
+    # Redis; unset means single-process, in-process fallbacks
+    redis_url: RedisDsn | None = None
+
+    # Serving
+    uvicorn_workers: Annotated[int, Field(ge=1, le=64)] = 4
+    gunicorn_graceful_timeout: PositiveInt = 30
+    gunicorn_keepalive: PositiveInt = 5
+    gunicorn_max_requests: Annotated[int, Field(ge=0)] = 10_000
+    gunicorn_max_requests_jitter: Annotated[int, Field(ge=0)] = 1_000
+    request_timeout: PositiveFloat = 30
+    async_concurrency_limit: PositiveInt = 1000
+    slow_request_seconds: PositiveFloat = 5
+
+    # Rate limits
+    rate_limit_per_minute: PositiveInt = 200
+    rate_limit_per_hour: PositiveInt = 5000
+
+    # WebSockets
+    websocket_max_connections: PositiveInt = 10_000
+    websocket_ping_interval: PositiveFloat = 30
+    websocket_ping_timeout: PositiveFloat = 10
+
+    # Cache
+    cache_enabled: bool = True
+    cache_ttl: PositiveInt = 300
+
+    # Health checks: a short ping, its result shared for a moment
+    health_check_timeout_seconds: PositiveFloat = 1.0
+    health_cache_seconds: Annotated[float, Field(ge=0)] = 2.0
+
+    # Secrets
+    jwt_secret: SecretStr = SecretStr(DEVELOPMENT_JWT_SECRET)
+
+    # Observability
+    log_level: Annotated[str, Field(pattern=r"^(?i:debug|info|warning|error|critical)$")] = "info"
+    otel_exporter_otlp_endpoint: HttpUrl | None = None
+    otel_service_name: str = "botsmith-api"
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> Self:
+        if self.mongo_min_pool_size > self.mongo_max_pool_size:
+            raise ValueError(
+                "MONGO_MIN_POOL_SIZE must not exceed MONGO_MAX_POOL_SIZE "
+                f"({self.mongo_min_pool_size} > {self.mongo_max_pool_size})"
+            )
+        if self.environment is not Environment.DEVELOPMENT:
+            secret = self.jwt_secret.get_secret_value()
+            if secret.lower() in _PLACEHOLDER_SECRETS or len(secret) < _MIN_SECRET_LENGTH:
+                raise ValueError(
+                    f"JWT_SECRET must be set to a random value of at least {_MIN_SECRET_LENGTH} "
+                    f"characters when ENVIRONMENT={self.environment.value}"
+                )
+        return self
+
+    @property
+    def redis_configured(self) -> bool:
+        return self.redis_url is not None
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """Turns pydantic's multi-line report into one line naming each variable and its problem."""
+    parts = []
+    for item in error.errors(include_url=False):
+        location = ".".join(str(part) for part in item["loc"])
+        message = item["msg"].removeprefix("Value error, ")
+        if location:
+            given = item.get("input")
+            echo = isinstance(given, str | int | float) and location not in _SENSITIVE_FIELDS
+            shown = f" (got {given!r})" if echo else ""
+            parts.append(f"{location.upper()}: {message}{shown}")
+        else:
+            parts.append(message)
+    return "; ".join(parts)
+
+
+def load_settings() -> Settings:
+    """Reads the settings, or raises ConfigurationError with one line saying what is wrong."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        message = describe_validation_error(error)
+        raise ConfigurationError(f"configuration error: {message}") from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

@@ -1,0 +1,26 @@
+"""What the lifespan opens for one worker process, reachable from requests through app.state."""
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from app.core.config import Settings
+from app.core.db import MongoClient, MongoDatabase
+from app.core.redis import RedisClient
+
+
+@dataclass(frozen=True, slots=True)
+class Resources:
+    settings: Settings
+    mongo: MongoClient
+    db: MongoDatabase
+    redis: RedisClient | None
+
+
+def get_resources(request: Request) -> Resources:
+    resources: Resources = request.app.state.resources
+    return resources
+
+
+ResourcesDep = Annotated[Resources, Depends(get_resources)]

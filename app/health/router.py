@@ -1,0 +1,41 @@
+"""Health endpoints: the seed's /api/health, and the probes Kubernetes uses."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response, status
+
+from app.health.schemas import HealthReport, Liveness, Readiness
+from app.health.service import HealthService
+
+
+def get_health_service(request: Request) -> HealthService:
+    service: HealthService = request.app.state.health
+    return service
+
+
+HealthServiceDep = Annotated[HealthService, Depends(get_health_service)]
+
+api_router = APIRouter(tags=["health"])
+probe_router = APIRouter(tags=["health"])
+
+
+@api_router.get("/health", summary="Service health in the seed guide's shape")
+async def health(service: HealthServiceDep) -> HealthReport:
+    return await service.report()
+
+
+@probe_router.get("/livez", summary="Liveness: the process answers (no I/O)")
+async def livez() -> Liveness:
+    return Liveness(status="alive")
+
+
+@probe_router.get(
+    "/readyz",
+    summary="Readiness: MongoDB, and Redis when configured, answer",
+    responses={status.HTTP_503_SERVICE_UNAVAILABLE: {"model": Readiness}},
+)
+async def readyz(service: HealthServiceDep, response: Response) -> Readiness:
+    readiness = await service.readiness()
+    if readiness.status != "ready":
+        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    return readiness

@@ -1,0 +1,83 @@
+"""Dependency probes: short timeouts, results shared for a moment so load never multiplies pings."""
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import cast
+
+from app.core.resources import Resources
+from app.health.schemas import ConnectionPool, HealthReport, Readiness, Scalability
+
+REDIS_FALLBACK = "in-process fallback (REDIS_URL not set)"
+
+
+class CachedProbe:
+    """Runs a check at most once per ttl; concurrent callers share one run (single flight)."""
+
+    def __init__(self, check: Callable[[], Awaitable[object]], timeout: float, ttl: float) -> None:
+        self._check = check
+        self._timeout = timeout
+        self._ttl = ttl
+        self._healthy = False
+        self._checked_at = -float("inf")
+        self._lock = asyncio.Lock()
+
+    def _fresh(self) -> bool:
+        return time.monotonic() - self._checked_at < self._ttl
+
+    async def healthy(self) -> bool:
+        if self._fresh():
+            return self._healthy
+        async with self._lock:
+            if not self._fresh():
+                try:
+                    await asyncio.wait_for(self._check(), self._timeout)
+                    self._healthy = True
+                except Exception:
+                    self._healthy = False
+                self._checked_at = time.monotonic()
+        return self._healthy
+
+
+class HealthService:
+    def __init__(self, resources: Resources) -> None:
+        settings = resources.settings
+        self._resources = resources
+        timeout, ttl = settings.health_check_timeout_seconds, settings.health_cache_seconds
+        self._mongo = CachedProbe(lambda: resources.mongo.admin.command("ping"), timeout, ttl)
+        redis = resources.redis
+        self._redis = CachedProbe(self._redis_ping, timeout, ttl) if redis is not None else None
+
+    async def _redis_ping(self) -> None:
+        assert self._resources.redis is not None
+        await cast(Awaitable[bool], self._resources.redis.ping())
+
+    async def report(self) -> HealthReport:
+        settings = self._resources.settings
+        database = "healthy" if await self._mongo.healthy() else "unhealthy"
+        return HealthReport(
+            status="running" if database == "healthy" else "degraded",
+            database=database,
+            connection_pool=ConnectionPool(
+                status=database,
+                max_pool_size=settings.mongo_max_pool_size,
+                min_pool_size=settings.mongo_min_pool_size,
+            ),
+            scalability=Scalability(
+                max_pool_size=settings.mongo_max_pool_size,
+                concurrent_tasks_limit=settings.async_concurrency_limit,
+                rate_limit_per_minute=settings.rate_limit_per_minute,
+            ),
+        )
+
+    async def readiness(self) -> Readiness:
+        mongo_ok = await self._mongo.healthy()
+        checks = {"mongodb": "ok" if mongo_ok else "unreachable"}
+        ready = mongo_ok
+        if self._redis is None:
+            checks["redis"] = REDIS_FALLBACK
+        else:
+            redis_ok = await self._redis.healthy()
+            checks["redis"] = "ok" if redis_ok else "unreachable"
+            ready = ready and redis_ok
+        return Readiness(status="ready" if ready else "not_ready", checks=checks)

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The test command: installs what is needed, starts the test services, runs the linters, the type
+# checker and pytest, and stops what it started. Extra arguments go to pytest.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+bash scripts/bootstrap.sh
+scripts/services.sh start test
+trap 'scripts/services.sh stop test' EXIT
+set -a
+# shellcheck disable=SC1091
+source .run/test/env
+set +a
+
+log "ruff"
+.venv/bin/ruff check app tests
+.venv/bin/ruff format --check app tests
+log "mypy (strict)"
+.venv/bin/mypy
+log "pytest"
+.venv/bin/pytest "$@"

@@ -1,0 +1,74 @@
+"""Fixtures: the real local services (FerretDB, Redis) and the API started as a user starts it."""
+
+import os
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.support.processes import ROOT, ApiServer, FerretDB
+
+
+@dataclass(frozen=True)
+class Services:
+    mongo_url: str
+    redis_url: str
+    ferretdb_bin: str
+
+
+def _read_env_file(path: Path) -> dict[str, str]:
+    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+    return dict(pairs)
+
+
+@pytest.fixture(scope="session")
+def services() -> Services:
+    """The shared test instances; started by scripts/services.sh unless the caller already did."""
+    env: Mapping[str, str] = os.environ
+    if not {"MONGO_URL", "REDIS_URL", "FERRETDB_BIN"} <= env.keys():
+        subprocess.run([str(ROOT / "scripts/services.sh"), "start", "test"], check=True)
+        env = _read_env_file(ROOT / ".run/test/env")
+    return Services(env["MONGO_URL"], env["REDIS_URL"], env["FERRETDB_BIN"])
+
+
+@pytest.fixture
+def db_name() -> str:
+    return f"test_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def base_env(services: Services, db_name: str) -> dict[str, str]:
+    return {"MONGO_URL": services.mongo_url, "REDIS_URL": services.redis_url, "DB_NAME": db_name}
+
+
+StartApi = Callable[..., ApiServer]
+
+
+@pytest.fixture
+def start_api(tmp_path: Path, base_env: dict[str, str]) -> Iterator[StartApi]:
+    """Starts ``botsmith serve`` with the test services plus the given environment overrides."""
+    started: list[ApiServer] = []
+
+    def start(
+        env: Mapping[str, str] | None = None, *, app: str | None = None, workers: int = 1
+    ) -> ApiServer:
+        workdir = tmp_path / f"api{len(started)}"
+        workdir.mkdir()
+        server = ApiServer(workdir, {**base_env, **(env or {})}, app=app, workers=workers)
+        started.append(server)
+        server.start()
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def private_ferretdb(services: Services, tmp_path: Path) -> Iterator[FerretDB]:
+    """A FerretDB of this test's own, which the test may stop and start again."""
+    with FerretDB(services.ferretdb_bin, tmp_path) as ferretdb:
+        yield ferretdb

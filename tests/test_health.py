@@ -1,0 +1,96 @@
+"""Health, liveness and readiness against real FerretDB and Redis, through the running API."""
+
+import httpx
+
+from tests.conftest import StartApi
+from tests.support.processes import FerretDB, free_port, poll_until
+
+
+def test_health_has_exactly_the_seed_shape_with_the_configured_values(start_api: StartApi) -> None:
+    api = start_api(
+        {
+            "MONGO_MAX_POOL_SIZE": "50",
+            "MONGO_MIN_POOL_SIZE": "5",
+            "ASYNC_CONCURRENCY_LIMIT": "700",
+            "RATE_LIMIT_PER_MINUTE": "120",
+        }
+    )
+    with api.client() as client:
+        response = client.get("/api/health")
+    assert response.status_code == 200
+    assert response.json() == {
+        "status": "running",
+        "database": "healthy",
+        "connection_pool": {"status": "healthy", "max_pool_size": 50, "min_pool_size": 5},
+        "scalability": {
+            "max_pool_size": 50,
+            "concurrent_tasks_limit": 700,
+            "rate_limit_per_minute": 120,
+        },
+    }
+
+
+def test_health_says_unhealthy_when_nothing_listens_at_the_database_address(
+    start_api: StartApi,
+) -> None:
+    api = start_api({"MONGO_URL": f"mongodb://127.0.0.1:{free_port()}/"})
+    with api.client() as client:
+        body = client.get("/api/health").json()
+        ready = client.get("/readyz")
+        live = client.get("/livez")
+    assert body["status"] == "degraded"
+    assert body["database"] == "unhealthy"
+    assert body["connection_pool"]["status"] == "unhealthy"
+    assert ready.status_code == 503
+    assert ready.json()["checks"]["mongodb"] == "unreachable"
+    assert live.status_code == 200
+
+
+def test_readyz_follows_the_database_going_away_and_coming_back_without_a_restart(
+    start_api: StartApi, private_ferretdb: FerretDB
+) -> None:
+    api = start_api({"MONGO_URL": private_ferretdb.url})
+    with api.client() as client:
+        assert client.get("/readyz").status_code == 200
+
+        private_ferretdb.stop()
+        down = poll_until(lambda: client.get("/readyz"), lambda r: r.status_code == 503, 8)
+        assert down.json() == {
+            "status": "not_ready",
+            "checks": {"mongodb": "unreachable", "redis": "ok"},
+        }
+        assert client.get("/livez").status_code == 200
+
+        private_ferretdb.start()
+        up = poll_until(lambda: client.get("/readyz"), lambda r: r.status_code == 200, 20)
+        assert up.json()["status"] == "ready"
+        assert client.get("/api/health").json()["database"] == "healthy"
+
+
+def test_readyz_is_503_when_redis_is_configured_but_unreachable(start_api: StartApi) -> None:
+    api = start_api({"REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"})
+    with api.client() as client:
+        response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["checks"] == {"mongodb": "ok", "redis": "unreachable"}
+
+
+def test_without_redis_url_readiness_reports_the_in_process_fallback(start_api: StartApi) -> None:
+    api = start_api({"REDIS_URL": ""})
+    with api.client() as client:
+        response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json()["checks"]["redis"] == "in-process fallback (REDIS_URL not set)"
+
+
+def test_an_unknown_path_is_a_problem_json_404(start_api: StartApi) -> None:
+    api = start_api()
+    response = httpx.get(f"{api.base_url}/api/no-such-thing")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json() == {
+        "type": "about:blank",
+        "title": "Not Found",
+        "status": 404,
+        "instance": "/api/no-such-thing",
+    }

@@ -1,0 +1,99 @@
+"""Settings keep the seed guide's names and defaults and refuse bad values in one line."""
+
+import subprocess
+
+import pytest
+from app.core.config import ConfigurationError, Settings, load_settings
+
+from tests.support.processes import ROOT, VENV_BIN
+
+CONNECTION_VARIABLES = ("MONGO_URL", "REDIS_URL", "DB_NAME", "ENVIRONMENT", "JWT_SECRET")
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in CONNECTION_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+@pytest.mark.usefixtures("clean_env")
+def test_defaults_are_the_seed_guides_numbers() -> None:
+    settings = Settings()
+    assert settings.mongo_max_pool_size == 100
+    assert settings.mongo_min_pool_size == 10
+    assert settings.mongo_max_idle_time_ms == 45_000
+    assert settings.mongo_wait_queue_timeout_ms == 10_000
+    assert settings.mongo_connect_timeout_ms == 20_000
+    assert settings.uvicorn_workers == 4
+    assert settings.request_timeout == 30
+    assert settings.async_concurrency_limit == 1000
+    assert settings.rate_limit_per_minute == 200
+    assert settings.rate_limit_per_hour == 5000
+    assert settings.websocket_max_connections == 10_000
+    assert settings.websocket_ping_interval == 30
+    assert settings.websocket_ping_timeout == 10
+    assert settings.cache_enabled is True
+    assert settings.cache_ttl == 300
+    assert settings.slow_request_seconds == 5
+    assert settings.redis_url is None
+
+
+def test_a_non_numeric_pool_size_is_one_line_naming_the_variable(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    clean_env.setenv("MONGO_MAX_POOL_SIZE", "lots")
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith("configuration error: MONGO_MAX_POOL_SIZE:")
+    assert "'lots'" in message
+
+
+def test_min_pool_above_max_pool_is_refused(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("MONGO_MIN_POOL_SIZE", "50")
+    clean_env.setenv("MONGO_MAX_POOL_SIZE", "20")
+    with pytest.raises(ConfigurationError, match="MONGO_MIN_POOL_SIZE must not exceed"):
+        load_settings()
+
+
+@pytest.mark.parametrize("secret", ["changeme", "short-but-real", None])
+def test_production_refuses_a_placeholder_or_missing_secret(
+    clean_env: pytest.MonkeyPatch, secret: str | None
+) -> None:
+    clean_env.setenv("ENVIRONMENT", "production")
+    if secret is not None:
+        clean_env.setenv("JWT_SECRET", secret)
+    with pytest.raises(ConfigurationError, match="JWT_SECRET must be set") as caught:
+        load_settings()
+    if secret is not None:
+        assert secret not in str(caught.value)
+
+
+def test_production_accepts_a_long_random_secret(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("ENVIRONMENT", "production")
+    clean_env.setenv("JWT_SECRET", "q8Xr2mVb7TzL0pWc4NdY6hJs9KfA1eGu")
+    assert load_settings().jwt_secret.get_secret_value().startswith("q8Xr")
+
+
+def test_a_url_with_credentials_is_not_echoed_in_the_error(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("MONGO_URL", "http://admin:hunter2@db.example")
+    with pytest.raises(ConfigurationError, match="MONGO_URL") as caught:
+        load_settings()
+    assert "hunter2" not in str(caught.value)
+
+
+def test_serve_with_a_bad_value_prints_one_line_and_no_traceback(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    clean_env.setenv("UVICORN_WORKERS", "zero")
+    result = subprocess.run(
+        [str(VENV_BIN / "botsmith"), "serve"], capture_output=True, text=True, cwd=ROOT, timeout=30
+    )
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("configuration error: UVICORN_WORKERS:")
+    assert "Traceback" not in result.stderr
