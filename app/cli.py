@@ -1,13 +1,21 @@
 """The ``botsmith`` command line."""
 
 import argparse
+import asyncio
+import getpass
 import os
 import sys
 from collections.abc import Sequence
 
-from app.core.config import ConfigurationError, load_settings
+from pydantic import ValidationError
+
+from app.core.config import ConfigurationError, describe_validation_error, load_settings
 
 DEFAULT_APP = "app.main:create_app()"
+
+
+class CommandError(Exception):
+    """A command cannot do what was asked; the message says why, in one line."""
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -15,6 +23,35 @@ def _serve(args: argparse.Namespace) -> int:
     load_settings()
     argv = [sys.executable, "-m", "gunicorn", "--config", "python:app.gunicorn_conf", args.app]
     os.execv(sys.executable, argv)
+
+
+def _read_password(args: argparse.Namespace) -> str | None:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n") or None
+    if args.password_env:
+        value = os.environ.get(args.password_env)
+        if not value:
+            raise CommandError(f"the variable {args.password_env} is not set")
+        return value
+    if sys.stdin.isatty():
+        return getpass.getpass("Password (empty to promote an existing account): ") or None
+    return None
+
+
+def _create_admin_command(args: argparse.Namespace) -> int:
+    # A one-off process: its metrics go nowhere, and the multiprocess folder may not exist.
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    from app.users.commands import AccountMissingError, create_admin
+    from app.users.schemas import AdminAccount
+
+    try:
+        account = AdminAccount(email=args.email, password=_read_password(args), name=args.name)
+        print(asyncio.run(create_admin(account)))
+    except ValidationError as error:
+        raise CommandError(describe_validation_error(error)) from None
+    except AccountMissingError as error:
+        raise CommandError(str(error)) from None
+    return 0
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -26,6 +63,18 @@ def _build_parser() -> argparse.ArgumentParser:
         "--app", default=DEFAULT_APP, help=f"ASGI application factory (default {DEFAULT_APP})"
     )
     serve.set_defaults(handler=_serve)
+
+    admin = commands.add_parser(
+        "create-admin", help="create an administrator, or promote an existing account"
+    )
+    admin.add_argument("--email", required=True)
+    admin.add_argument("--name")
+    source = admin.add_mutually_exclusive_group()
+    source.add_argument("--password-env", metavar="VAR", help="read the password from VAR")
+    source.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    admin.set_defaults(handler=_create_admin_command)
     return parser
 
 
@@ -33,8 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     try:
         result: int = args.handler(args)
-    except ConfigurationError as error:
-        print(error, file=sys.stderr)
+    except (ConfigurationError, CommandError) as error:
+        print(f"botsmith: {error}" if isinstance(error, CommandError) else error, file=sys.stderr)
         return 2
     return result
 

@@ -1,22 +1,46 @@
 """Builds the ASGI application; clients are opened in the lifespan, once per worker process."""
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from pymongo.errors import PyMongoError
 
 from app.api import api_router, root_router
+from app.chatbots.repository import ChatbotRepository
+from app.chatbots.service import ChatbotService
 from app.core.config import Settings, get_settings
 from app.core.db import create_mongo_client
 from app.core.errors import install_error_handlers
+from app.core.indexes import ensure_indexes
 from app.core.logging import setup_logging
 from app.core.redis import create_redis_client
 from app.core.resources import Resources
+from app.core.throttle import FailureCounter
 from app.core.tracing import setup_tracing
 from app.health.service import REDIS_FALLBACK, HealthService
 
 logger = logging.getLogger(__name__)
+
+
+async def prepare_database(resources: Resources, prepared: asyncio.Event) -> None:
+    """Creates missing indexes and finishes interrupted deletions, retrying while MongoDB is down;
+    readiness waits for it so no request runs before the unique indexes exist."""
+    delay = 0.5
+    while True:
+        try:
+            if resources.settings.mongo_ensure_indexes:
+                await ensure_indexes(resources.db)
+            await ChatbotService(ChatbotRepository(resources.db)).resume_purges()
+        except PyMongoError as error:
+            logger.warning("database not prepared yet, retrying in %.1f s: %s", delay, error)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30)
+        else:
+            prepared.set()
+            return
 
 
 @asynccontextmanager
@@ -29,10 +53,19 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         logger.warning("redis: %s; limits, cache and fan-out stay in-process", REDIS_FALLBACK)
     resources = Resources(settings=settings, mongo=mongo, db=mongo[settings.db_name], redis=redis)
     app.state.resources = resources
-    app.state.health = HealthService(resources)
+    prepared = asyncio.Event()
+    app.state.health = HealthService(resources, prepared)
+    app.state.login_throttle = FailureCounter(
+        redis,
+        "botsmith:login-failures:",
+        settings.login_max_failures,
+        settings.login_failure_window_seconds,
+    )
+    preparation = asyncio.create_task(prepare_database(resources, prepared))
     try:
         yield
     finally:
+        preparation.cancel()
         if redis is not None:
             await redis.aclose()
         await mongo.close()

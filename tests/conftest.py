@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.support.processes import ROOT, ApiServer, FerretDB
@@ -65,6 +66,26 @@ def start_api(tmp_path: Path, base_env: dict[str, str]) -> Iterator[StartApi]:
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def api(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
+    """One API (two workers, real Redis) shared by a module's tests, on a database of its own."""
+    workdir = tmp_path_factory.mktemp("api")
+    env = {
+        "MONGO_URL": services.mongo_url,
+        "REDIS_URL": services.redis_url,
+        "DB_NAME": f"test_{uuid.uuid4().hex[:12]}",
+    }
+    with ApiServer(workdir, env, workers=2) as server:
+        server.wait_ready()
+        yield server
+
+
+@pytest.fixture
+def client(api: ApiServer) -> Iterator[httpx.Client]:
+    with api.client() as http:
+        yield http
 
 
 @pytest.fixture

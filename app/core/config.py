@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     mongo_wait_queue_timeout_ms: PositiveInt = 10_000
     mongo_connect_timeout_ms: PositiveInt = 20_000
     mongo_server_selection_timeout_ms: PositiveInt = 5_000
+    mongo_ensure_indexes: bool = True
 
     # Redis; unset means single-process, in-process fallbacks
     redis_url: RedisDsn | None = None
@@ -85,8 +86,12 @@ class Settings(BaseSettings):
     health_check_timeout_seconds: PositiveFloat = 1.0
     health_cache_seconds: Annotated[float, Field(ge=0)] = 2.0
 
-    # Secrets
+    # Secrets and accounts
     jwt_secret: SecretStr = SecretStr(DEVELOPMENT_JWT_SECRET)
+    access_token_minutes: Annotated[int, Field(ge=1, le=1440)] = 15
+    refresh_token_days: Annotated[int, Field(ge=1, le=365)] = 30
+    login_max_failures: PositiveInt = 5
+    login_failure_window_seconds: PositiveInt = 900
 
     # Observability
     log_level: Annotated[str, Field(pattern=r"^(?i:debug|info|warning|error|critical)$")] = "info"

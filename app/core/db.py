@@ -4,6 +4,7 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError, OperationFailure
 from pymongo.monitoring import (
     ConnectionCheckedInEvent,
     ConnectionCheckedOutEvent,
@@ -101,3 +102,17 @@ def create_mongo_client(settings: Settings) -> MongoClient:
         appname=settings.otel_service_name,
         event_listeners=[PoolMetricsListener()],
     )
+
+
+def without_id(document: Document | None) -> Document | None:
+    """Drops MongoDB's _id: public ids live in `id`. (FerretDB v1 refuses projections on
+    findAndModify, so those results are trimmed here instead.)"""
+    if document is not None:
+        document.pop("_id", None)
+    return document
+
+
+def is_duplicate_key(error: OperationFailure) -> bool:
+    """A unique index refused the write. MongoDB says code 11000; FerretDB v1 reports a
+    findAndModify violation as an internal error naming the SQLite UNIQUE constraint."""
+    return isinstance(error, DuplicateKeyError) or "UNIQUE constraint failed" in str(error)

@@ -3,6 +3,7 @@
 import logging
 from collections.abc import Mapping
 from http import HTTPStatus
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -50,9 +51,19 @@ class ConflictError(DomainError):
     title = "Conflict"
 
 
+class UnprocessableError(DomainError):
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
+    title = "Unprocessable content"
+
+
 class ServiceUnavailableError(DomainError):
     status = HTTPStatus.SERVICE_UNAVAILABLE
     title = "Service unavailable"
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries documenting problem+json bodies for these statuses."""
+    return {status: {"model": Problem} for status in statuses}
 
 
 def problem_response(

@@ -40,9 +40,10 @@ class CachedProbe:
 
 
 class HealthService:
-    def __init__(self, resources: Resources) -> None:
+    def __init__(self, resources: Resources, database_prepared: asyncio.Event) -> None:
         settings = resources.settings
         self._resources = resources
+        self._database_prepared = database_prepared
         timeout, ttl = settings.health_check_timeout_seconds, settings.health_cache_seconds
         self._mongo = CachedProbe(lambda: resources.mongo.admin.command("ping"), timeout, ttl)
         redis = resources.redis
@@ -72,8 +73,12 @@ class HealthService:
 
     async def readiness(self) -> Readiness:
         mongo_ok = await self._mongo.healthy()
-        checks = {"mongodb": "ok" if mongo_ok else "unreachable"}
-        ready = mongo_ok
+        prepared = self._database_prepared.is_set()
+        checks = {
+            "mongodb": "ok" if mongo_ok else "unreachable",
+            "indexes": "ok" if prepared else "pending",
+        }
+        ready = mongo_ok and prepared
         if self._redis is None:
             checks["redis"] = REDIS_FALLBACK
         else:

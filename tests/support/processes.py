@@ -141,6 +141,7 @@ class ApiServer(ManagedProcess):
             while time.monotonic() < deadline:
                 assert self.process is not None
                 if self.process.poll() is not None:
+                    self.stop()
                     raise RuntimeError(f"the API exited early:\n{self.output()}")
                 try:
                     if client.get("/livez").status_code == 200:
@@ -148,7 +149,13 @@ class ApiServer(ManagedProcess):
                 except httpx.TransportError:
                     pass
                 time.sleep(0.1)
+        self.stop()
         raise TimeoutError(f"the API did not answer /livez within 30 s:\n{self.output()}")
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Waits until /readyz says ready (indexes created, services reachable)."""
+        with self.client(timeout=2) as client:
+            poll_until(lambda: client.get("/readyz").status_code, lambda code: code == 200, timeout)
 
     def worker_pids(self) -> set[int]:
         children = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split()

@@ -1,0 +1,69 @@
+"""Administration endpoints: administrators only."""
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query
+
+from app.admin.repository import PlatformRepository
+from app.admin.schemas import PlatformCounts, UserAdminUpdate
+from app.admin.service import AdminService
+from app.chatbots.repository import ChatbotRepository
+from app.core.errors import problem_responses
+from app.core.resources import ResourcesDep
+from app.core.schemas import Cursor, Limit, Page
+from app.users.dependencies import AdminUser
+from app.users.repository import RefreshTokenRepository, UserRepository
+from app.users.schemas import Role, UserOut, UserStatus
+
+
+def get_admin_service(resources: ResourcesDep) -> AdminService:
+    db = resources.db
+    return AdminService(
+        UserRepository(db),
+        RefreshTokenRepository(db),
+        ChatbotRepository(db),
+        PlatformRepository(db),
+    )
+
+
+AdminServiceDep = Annotated[AdminService, Depends(get_admin_service)]
+router = APIRouter(prefix="/admin", tags=["admin"], responses=problem_responses(401, 403))
+
+
+@router.get("/users")
+async def list_users(
+    admin: AdminUser,
+    service: AdminServiceDep,
+    status: UserStatus | None = None,
+    role: Role | None = None,
+    created_from: Annotated[datetime | None, Query(description="Inclusive, ISO 8601")] = None,
+    created_to: Annotated[datetime | None, Query(description="Exclusive, ISO 8601")] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[UserOut]:
+    """Users, newest first, filtered by status, role and creation range."""
+    return await service.list_users(
+        status=status,
+        role=role,
+        created_from=created_from,
+        created_to=created_to,
+        cursor=cursor,
+        limit=limit,
+    )
+
+
+@router.patch("/users/{user_id}", responses=problem_responses(404, 409))
+async def update_user(
+    user_id: Annotated[str, Path(max_length=64)],
+    body: UserAdminUpdate,
+    admin: AdminUser,
+    service: AdminServiceDep,
+) -> UserOut:
+    """Changes a user's role or status; a suspension cuts off their tokens at once."""
+    return await service.update_user(admin, user_id, body)
+
+
+@router.get("/counts")
+async def platform_counts(admin: AdminUser, service: AdminServiceDep) -> PlatformCounts:
+    return await service.counts()

@@ -1,0 +1,49 @@
+"""API keys: shown once, stored as a digest, recognisable by their prefix."""
+
+from app.apikeys.repository import ApiKeyRepository
+from app.apikeys.schemas import KEY_MARKER, ApiKeyCreate, ApiKeyCreated, ApiKeyOut
+from app.core.db import Document
+from app.core.errors import NotFoundError
+from app.core.security import new_id, random_secret, sha256_hex, utcnow
+
+PREFIX_LENGTH = len(KEY_MARKER) + 8
+
+
+def looks_like_api_key(credential: str) -> bool:
+    return credential.startswith(KEY_MARKER)
+
+
+class ApiKeyService:
+    def __init__(self, keys: ApiKeyRepository) -> None:
+        self._keys = keys
+
+    async def create(self, chatbot: Document, request: ApiKeyCreate) -> ApiKeyCreated:
+        key_id = new_id()
+        secret = f"{KEY_MARKER}{key_id[:8]}_{random_secret()}"
+        document = {
+            "id": key_id,
+            "name": request.name,
+            "prefix": secret[:PREFIX_LENGTH],
+            "chatbot_id": chatbot["id"],
+            "user_id": chatbot["user_id"],
+            "key_hash": sha256_hex(secret),
+            "created_at": utcnow(),
+            "last_used_at": None,
+            "revoked_at": None,
+        }
+        await self._keys.insert(document)
+        return ApiKeyCreated(**document, key=secret)
+
+    async def list(self, chatbot: Document) -> list[ApiKeyOut]:
+        return [ApiKeyOut(**key) for key in await self._keys.list_for_chatbot(chatbot["id"])]
+
+    async def revoke(self, chatbot: Document, key_id: str) -> None:
+        if not await self._keys.revoke(chatbot["id"], key_id, utcnow()):
+            raise NotFoundError("No such API key on this chatbot")
+
+    async def authenticate(self, secret: str) -> Document | None:
+        """The live key this secret belongs to, with its last use recorded; None if unknown."""
+        key = await self._keys.live_by_hash(sha256_hex(secret))
+        if key is not None:
+            await self._keys.touch(key["id"], utcnow())
+        return key

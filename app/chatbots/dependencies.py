@@ -1,0 +1,39 @@
+"""The one place that looks a chatbot up and checks that the caller owns it."""
+
+from typing import Annotated
+
+from fastapi import Depends, Path
+
+from app.chatbots.repository import ChatbotRepository
+from app.chatbots.service import ChatbotNotFoundError, ChatbotService
+from app.core.db import Document
+from app.core.resources import ResourcesDep
+from app.users.dependencies import CurrentUser
+
+
+def get_chatbot_repository(resources: ResourcesDep) -> ChatbotRepository:
+    return ChatbotRepository(resources.db)
+
+
+ChatbotRepositoryDep = Annotated[ChatbotRepository, Depends(get_chatbot_repository)]
+
+
+def get_chatbot_service(chatbots: ChatbotRepositoryDep) -> ChatbotService:
+    return ChatbotService(chatbots)
+
+
+ChatbotServiceDep = Annotated[ChatbotService, Depends(get_chatbot_service)]
+ChatbotId = Annotated[str, Path(max_length=64, description="The chatbot's id")]
+
+
+async def owned_chatbot(
+    chatbot_id: ChatbotId, user: CurrentUser, chatbots: ChatbotRepositoryDep
+) -> Document:
+    """The caller's chatbot; another owner's bot is a 404, exactly like a missing one."""
+    chatbot = await chatbots.owned(user["id"], chatbot_id)
+    if chatbot is None:
+        raise ChatbotNotFoundError()
+    return chatbot
+
+
+OwnedChatbot = Annotated[Document, Depends(owned_chatbot)]

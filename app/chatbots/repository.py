@@ -1,0 +1,67 @@
+"""The only code that touches the chatbots collection, and the cascade over a bot's data."""
+
+import re
+from typing import Any
+
+from pymongo import ReturnDocument
+
+from app.core.db import Document, MongoDatabase, without_id
+from app.core.schemas import after_cursor
+
+DELETING = "deleting"
+# Every collection whose documents belong to one chatbot (by chatbot_id).
+CHATBOT_OWNED_COLLECTIONS = ("api_keys", "chunks", "sources", "messages", "conversations")
+_VISIBLE = {"status": {"$ne": DELETING}}
+
+
+class ChatbotRepository:
+    def __init__(self, db: MongoDatabase) -> None:
+        self._db = db
+        self._chatbots = db["chatbots"]
+
+    async def insert(self, chatbot: Document) -> None:
+        await self._chatbots.insert_one(chatbot)
+
+    async def owned(self, user_id: str, chatbot_id: str) -> Document | None:
+        query = {"id": chatbot_id, "user_id": user_id, **_VISIBLE}
+        return await self._chatbots.find_one(query, {"_id": 0})
+
+    async def list_owned(
+        self, user_id: str, *, name_contains: str | None, cursor: str | None, limit: int
+    ) -> list[Document]:
+        query: dict[str, Any] = {"user_id": user_id, **_VISIBLE}
+        if name_contains:
+            query["name"] = {"$regex": re.escape(name_contains), "$options": "i"}
+        query.update(after_cursor(cursor))
+        found = self._chatbots.find(query, {"_id": 0}).sort([("created_at", -1), ("id", -1)])
+        return await found.limit(limit).to_list()
+
+    async def update_owned(
+        self, user_id: str, chatbot_id: str, fields: dict[str, Any]
+    ) -> Document | None:
+        return without_id(
+            await self._chatbots.find_one_and_update(
+                {"id": chatbot_id, "user_id": user_id, **_VISIBLE},
+                {"$set": fields},
+                return_document=ReturnDocument.AFTER,
+            )
+        )
+
+    async def mark_deleting(self, user_id: str, chatbot_id: str) -> bool:
+        result = await self._chatbots.update_one(
+            {"id": chatbot_id, "user_id": user_id, **_VISIBLE}, {"$set": {"status": DELETING}}
+        )
+        return result.modified_count == 1
+
+    async def purge(self, chatbot_id: str) -> None:
+        """Deletes everything the bot owns, then the bot; safe to repeat after a crash."""
+        for collection in CHATBOT_OWNED_COLLECTIONS:
+            await self._db[collection].delete_many({"chatbot_id": chatbot_id})
+        await self._chatbots.delete_one({"id": chatbot_id, "status": DELETING})
+
+    async def pending_purges(self) -> list[str]:
+        found = self._chatbots.find({"status": DELETING}, {"_id": 0, "id": 1})
+        return [document["id"] for document in await found.to_list()]
+
+    async def count(self) -> int:
+        return await self._chatbots.count_documents(_VISIBLE)

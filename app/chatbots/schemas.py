@@ -1,0 +1,114 @@
+"""Chatbots: what an owner configures, as request and response models."""
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import BaseModel, Field, model_validator
+
+from app.core.schemas import RequestModel
+
+Origin = Annotated[str, Field(max_length=200, pattern=r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")]
+
+
+class Visibility(StrEnum):
+    PRIVATE = "private"
+    PUBLIC = "public"
+
+
+class ChatbotStatus(StrEnum):
+    ACTIVE = "active"
+    PAUSED = "paused"
+
+
+class ModelSettings(RequestModel):
+    provider: Literal["offline", "openai"] = "offline"
+    model: Annotated[str, Field(max_length=100)] = ""
+    temperature: Annotated[float, Field(ge=0, le=2)] = 0.2
+    max_tokens: Annotated[int, Field(ge=1, le=16_384)] = 512
+
+
+class RetrievalSettings(RequestModel):
+    top_k: Annotated[int, Field(ge=1, le=20)] = 4
+    score_threshold: Annotated[float, Field(ge=0, le=1)] = 0.2
+    chunk_size: Annotated[int, Field(ge=200, le=8000)] = 1000
+    chunk_overlap: Annotated[int, Field(ge=0, le=2000)] = 150
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> Self:
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError("chunk_overlap must be smaller than chunk_size")
+        return self
+
+
+Name = Annotated[str, Field(min_length=1, max_length=100)]
+Description = Annotated[str, Field(max_length=1000)]
+SystemPrompt = Annotated[str, Field(max_length=8000)]
+WelcomeMessage = Annotated[str, Field(max_length=1000)]
+Origins = Annotated[list[Origin], Field(max_length=20)]
+
+
+class ChatbotCreate(RequestModel):
+    name: Name
+    description: Description = ""
+    system_prompt: SystemPrompt = "You are a helpful assistant. Answer from the knowledge given."
+    welcome_message: WelcomeMessage = "Hi! How can I help?"
+    model: ModelSettings = ModelSettings()
+    retrieval: RetrievalSettings = RetrievalSettings()
+    visibility: Visibility = Visibility.PRIVATE
+    allowed_origins: Origins = Field(default_factory=list)
+    status: ChatbotStatus = ChatbotStatus.ACTIVE
+
+
+class ModelSettingsUpdate(RequestModel):
+    provider: Literal["offline", "openai"] | None = None
+    model: Annotated[str, Field(max_length=100)] | None = None
+    temperature: Annotated[float, Field(ge=0, le=2)] | None = None
+    max_tokens: Annotated[int, Field(ge=1, le=16_384)] | None = None
+
+
+class RetrievalSettingsUpdate(RequestModel):
+    top_k: Annotated[int, Field(ge=1, le=20)] | None = None
+    score_threshold: Annotated[float, Field(ge=0, le=1)] | None = None
+    chunk_size: Annotated[int, Field(ge=200, le=8000)] | None = None
+    chunk_overlap: Annotated[int, Field(ge=0, le=2000)] | None = None
+
+
+class ChatbotUpdate(RequestModel):
+    """Only the fields sent are changed; nested settings are merged field by field."""
+
+    name: Name | None = None
+    description: Description | None = None
+    system_prompt: SystemPrompt | None = None
+    welcome_message: WelcomeMessage | None = None
+    model: ModelSettingsUpdate | None = None
+    retrieval: RetrievalSettingsUpdate | None = None
+    visibility: Visibility | None = None
+    allowed_origins: Origins | None = None
+    status: ChatbotStatus | None = None
+
+    def to_set(self) -> dict[str, Any]:
+        """The $set document: dotted paths for nested settings, so siblings are kept."""
+        fields: dict[str, Any] = {}
+        for name, value in self.model_dump(exclude_unset=True, exclude_none=True).items():
+            if isinstance(value, dict):
+                fields.update({f"{name}.{key}": inner for key, inner in value.items()})
+            else:
+                fields[name] = value
+        return fields
+
+
+class ChatbotOut(BaseModel):
+    id: str
+    user_id: str
+    name: str
+    description: str
+    system_prompt: str
+    welcome_message: str
+    model: ModelSettings
+    retrieval: RetrievalSettings
+    visibility: Visibility
+    allowed_origins: list[str]
+    status: ChatbotStatus
+    created_at: datetime
+    updated_at: datetime

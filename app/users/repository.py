@@ -1,0 +1,119 @@
+"""The only code that touches the users and refresh_tokens collections."""
+
+from datetime import datetime
+from typing import Any
+
+from pymongo import ReturnDocument
+from pymongo.errors import OperationFailure
+
+from app.core.db import Document, MongoDatabase, is_duplicate_key, without_id
+from app.core.schemas import after_cursor
+from app.users.errors import EmailTakenError
+from app.users.schemas import Role, UserStatus
+
+
+class UserRepository:
+    def __init__(self, db: MongoDatabase) -> None:
+        self._users = db["users"]
+
+    async def insert(self, user: Document) -> None:
+        try:
+            await self._users.insert_one(user)
+        except OperationFailure as error:
+            if is_duplicate_key(error):
+                raise EmailTakenError() from None
+            raise
+
+    async def by_id(self, user_id: str) -> Document | None:
+        return await self._users.find_one({"id": user_id}, {"_id": 0})
+
+    async def by_email(self, email: str) -> Document | None:
+        return await self._users.find_one({"email": email}, {"_id": 0})
+
+    async def update(self, user_id: str, fields: dict[str, Any]) -> Document | None:
+        try:
+            return without_id(
+                await self._users.find_one_and_update(
+                    {"id": user_id},
+                    {"$set": fields},
+                    return_document=ReturnDocument.AFTER,
+                )
+            )
+        except OperationFailure as error:
+            if is_duplicate_key(error):
+                raise EmailTakenError() from None
+            raise
+
+    async def set_password(
+        self, user_id: str, password_hash: str, now: datetime
+    ) -> Document | None:
+        """Stores a new hash and bumps the token version, which voids every access token."""
+        return without_id(
+            await self._users.find_one_and_update(
+                {"id": user_id},
+                {
+                    "$set": {"password_hash": password_hash, "updated_at": now},
+                    "$inc": {"token_version": 1},
+                },
+                return_document=ReturnDocument.AFTER,
+            )
+        )
+
+    async def list(
+        self,
+        *,
+        status: UserStatus | None,
+        role: Role | None,
+        created_from: datetime | None,
+        created_to: datetime | None,
+        cursor: str | None,
+        limit: int,
+    ) -> list[Document]:
+        query: dict[str, Any] = {}
+        if status is not None:
+            query["status"] = status.value
+        if role is not None:
+            query["role"] = role.value
+        created: dict[str, datetime] = {}
+        if created_from is not None:
+            created["$gte"] = created_from
+        if created_to is not None:
+            created["$lt"] = created_to
+        if created:
+            query["created_at"] = created
+        query.update(after_cursor(cursor))
+        found = self._users.find(query, {"_id": 0}).sort([("created_at", -1), ("id", -1)])
+        return await found.limit(limit).to_list()
+
+    async def count(self) -> int:
+        return await self._users.count_documents({})
+
+
+class RefreshTokenRepository:
+    def __init__(self, db: MongoDatabase) -> None:
+        self._tokens = db["refresh_tokens"]
+
+    async def insert(self, token: Document) -> None:
+        await self._tokens.insert_one(token)
+
+    async def consume(self, token_hash: str, now: datetime) -> Document | None:
+        """Atomically revokes a live token and returns it; None when unknown, used or expired."""
+        return without_id(
+            await self._tokens.find_one_and_update(
+                {"token_hash": token_hash, "revoked_at": None, "expires_at": {"$gt": now}},
+                {"$set": {"revoked_at": now}},
+            )
+        )
+
+    async def by_hash(self, token_hash: str) -> Document | None:
+        return await self._tokens.find_one({"token_hash": token_hash}, {"_id": 0})
+
+    async def revoke_family(self, family_id: str, now: datetime) -> None:
+        await self._tokens.update_many(
+            {"family_id": family_id, "revoked_at": None}, {"$set": {"revoked_at": now}}
+        )
+
+    async def revoke_all_for_user(self, user_id: str, now: datetime) -> None:
+        await self._tokens.update_many(
+            {"user_id": user_id, "revoked_at": None}, {"$set": {"revoked_at": now}}
+        )

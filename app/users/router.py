@@ -1,0 +1,67 @@
+"""Registration, sessions and the caller's own account."""
+
+from fastapi import APIRouter, Request, status
+
+from app.core.errors import problem_responses
+from app.users.dependencies import AuthServiceDep, CurrentUser
+from app.users.schemas import (
+    LoginRequest,
+    PasswordChangeRequest,
+    RefreshRequest,
+    RegisterRequest,
+    TokenPair,
+    UserOut,
+    UserUpdate,
+)
+from app.users.service import user_out
+
+auth_router = APIRouter(prefix="/auth", tags=["auth"])
+users_router = APIRouter(prefix="/users", tags=["users"])
+
+
+@auth_router.post(
+    "/register",
+    status_code=status.HTTP_201_CREATED,
+    responses=problem_responses(409, 422),
+)
+async def register(body: RegisterRequest, auth: AuthServiceDep) -> UserOut:
+    return await auth.register(body)
+
+
+@auth_router.post(
+    "/login",
+    responses=problem_responses(401, 429),
+)
+async def login(body: LoginRequest, request: Request, auth: AuthServiceDep) -> TokenPair:
+    client = request.client.host if request.client else "unknown"
+    return await auth.login(body, client)
+
+
+@auth_router.post("/refresh", responses=problem_responses(401))
+async def refresh(body: RefreshRequest, auth: AuthServiceDep) -> TokenPair:
+    """Trades a refresh token for a new pair; the old refresh token stops working."""
+    return await auth.refresh(body.refresh_token)
+
+
+@auth_router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
+async def logout(body: RefreshRequest, auth: AuthServiceDep) -> None:
+    """Revokes the refresh token (idempotent)."""
+    await auth.logout(body.refresh_token)
+
+
+@users_router.get("/me", responses=problem_responses(401))
+async def read_me(user: CurrentUser) -> UserOut:
+    return user_out(user)
+
+
+@users_router.patch("/me", responses=problem_responses(409))
+async def update_me(body: UserUpdate, user: CurrentUser, auth: AuthServiceDep) -> UserOut:
+    return await auth.update_profile(user, body)
+
+
+@users_router.post("/me/password", responses=problem_responses(400))
+async def change_password(
+    body: PasswordChangeRequest, user: CurrentUser, auth: AuthServiceDep
+) -> TokenPair:
+    """Changes the password; every earlier access and refresh token stops working."""
+    return await auth.change_password(user, body)

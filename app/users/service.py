@@ -1,0 +1,152 @@
+"""Accounts and sessions: registration, login with throttling, rotating refresh tokens."""
+
+from datetime import timedelta
+from http import HTTPStatus
+
+from app.core.config import Settings
+from app.core.db import Document
+from app.core.errors import DomainError
+from app.core.security import (
+    create_access_token,
+    hash_password,
+    new_id,
+    password_needs_rehash,
+    random_secret,
+    sha256_hex,
+    utcnow,
+    verify_password,
+)
+from app.core.throttle import FailureCounter
+from app.users.errors import AuthenticationError, TooManyAttemptsError
+from app.users.repository import RefreshTokenRepository, UserRepository
+from app.users.schemas import (
+    LoginRequest,
+    PasswordChangeRequest,
+    RegisterRequest,
+    Role,
+    TokenPair,
+    UserOut,
+    UserStatus,
+    UserUpdate,
+)
+
+INVALID_LOGIN = "Invalid email or password"
+
+
+class WrongPasswordError(DomainError):
+    status = HTTPStatus.BAD_REQUEST
+    title = "Wrong password"
+
+
+def new_user_document(email: str, password: str, name: str | None, role: Role) -> Document:
+    now = utcnow()
+    return {
+        "id": new_id(),
+        "email": email,
+        "name": name,
+        "password_hash": hash_password(password),
+        "role": role.value,
+        "status": UserStatus.ACTIVE.value,
+        "token_version": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def user_out(user: Document) -> UserOut:
+    return UserOut.model_validate(user, from_attributes=False)
+
+
+class AuthService:
+    def __init__(
+        self,
+        users: UserRepository,
+        tokens: RefreshTokenRepository,
+        settings: Settings,
+        login_throttle: FailureCounter,
+    ) -> None:
+        self._users = users
+        self._tokens = tokens
+        self._settings = settings
+        self._throttle = login_throttle
+
+    async def register(self, request: RegisterRequest) -> UserOut:
+        user = new_user_document(request.email, request.password, request.name, Role.USER)
+        await self._users.insert(user)
+        return user_out(user)
+
+    async def login(self, request: LoginRequest, client: str) -> TokenPair:
+        throttle_key = f"{request.email}|{client}"
+        retry_after = await self._throttle.blocked_for(throttle_key)
+        if retry_after:
+            raise TooManyAttemptsError(retry_after)
+        user = await self._users.by_email(request.email)
+        password_hash = user["password_hash"] if user else None
+        if user is None or not verify_password(request.password, password_hash):
+            await self._throttle.record_failure(throttle_key)
+            raise AuthenticationError(INVALID_LOGIN)
+        await self._throttle.reset(throttle_key)
+        if user["status"] != UserStatus.ACTIVE:
+            raise AuthenticationError("This account is suspended")
+        if password_needs_rehash(user["password_hash"]):
+            await self._users.update(user["id"], {"password_hash": hash_password(request.password)})
+        return await self._issue(user, family_id=new_id())
+
+    async def refresh(self, refresh_token: str) -> TokenPair:
+        now = utcnow()
+        token_hash = sha256_hex(refresh_token)
+        token = await self._tokens.consume(token_hash, now)
+        if token is None:
+            known = await self._tokens.by_hash(token_hash)
+            if known is not None and known["revoked_at"] is not None:
+                # A rotated-out token came back: assume it was stolen and end the whole session.
+                await self._tokens.revoke_family(known["family_id"], now)
+            raise AuthenticationError("Invalid, expired or already used refresh token")
+        user = await self._users.by_id(token["user_id"])
+        if user is None or user["status"] != UserStatus.ACTIVE:
+            raise AuthenticationError("This account is not active")
+        return await self._issue(user, family_id=token["family_id"])
+
+    async def logout(self, refresh_token: str) -> None:
+        await self._tokens.consume(sha256_hex(refresh_token), utcnow())
+
+    async def change_password(self, user: Document, request: PasswordChangeRequest) -> TokenPair:
+        if not verify_password(request.current_password, user["password_hash"]):
+            raise WrongPasswordError("The current password is wrong")
+        now = utcnow()
+        new_hash = hash_password(request.new_password)
+        updated = await self._users.set_password(user["id"], new_hash, now)
+        if updated is None:
+            raise AuthenticationError("This account no longer exists")
+        await self._tokens.revoke_all_for_user(user["id"], now)
+        return await self._issue(updated, family_id=new_id())
+
+    async def update_profile(self, user: Document, request: UserUpdate) -> UserOut:
+        fields = request.model_dump(exclude_unset=True, exclude_none=True)
+        if not fields:
+            return user_out(user)
+        updated = await self._users.update(user["id"], {**fields, "updated_at": utcnow()})
+        if updated is None:
+            raise AuthenticationError("This account no longer exists")
+        return user_out(updated)
+
+    async def _issue(self, user: Document, family_id: str) -> TokenPair:
+        now = utcnow()
+        refresh_token = random_secret()
+        await self._tokens.insert(
+            {
+                "id": new_id(),
+                "user_id": user["id"],
+                "family_id": family_id,
+                "token_hash": sha256_hex(refresh_token),
+                "created_at": now,
+                "expires_at": now + timedelta(days=self._settings.refresh_token_days),
+                "revoked_at": None,
+            }
+        )
+        access_token = create_access_token(self._settings, user["id"], user["token_version"])
+        return TokenPair(
+            access_token=access_token,
+            refresh_token=refresh_token,
+            expires_in=self._settings.access_token_minutes * 60,
+        )
