@@ -26,6 +26,10 @@ _metrics_dir = Path(
     )
 )
 
+# Imported here, not in child_exit: that hook runs from a signal handler, where a first import
+# can be re-entered by the next worker's exit.
+from prometheus_client import multiprocess  # noqa: E402
+
 bind = [f"{_settings.host}:{_settings.port}"]
 workers = _settings.uvicorn_workers
 worker_class = "uvicorn_worker.UvicornWorker"
@@ -35,6 +39,9 @@ keepalive = _settings.gunicorn_keepalive
 max_requests = _settings.gunicorn_max_requests
 max_requests_jitter = _settings.gunicorn_max_requests_jitter
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+# Uvicorn would rewrite the client address from X-Forwarded-For for 127.0.0.1 by default; the
+# service reads that header itself, only from TRUSTED_PROXIES (which may be networks).
+forwarded_allow_ips = ""
 accesslog = None
 errorlog = "-"
 loglevel = _settings.log_level.lower()
@@ -48,6 +55,4 @@ def on_starting(server: Any) -> None:
 
 
 def child_exit(server: Any, worker: Any) -> None:
-    from prometheus_client import multiprocess
-
     multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]

@@ -4,20 +4,31 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import cache
 
 from fastapi import FastAPI
+from opentelemetry.sdk.trace.export import SpanExporter
 from pymongo.errors import PyMongoError
 
 from app.api import api_router, root_router
 from app.chatbots.repository import ChatbotRepository
 from app.chatbots.service import ChatbotService
+from app.core.cache import Cache
 from app.core.config import Settings, get_settings
 from app.core.db import create_mongo_client
 from app.core.errors import install_error_handlers
 from app.core.indexes import ensure_indexes
 from app.core.logging import setup_logging
-from app.core.redis import create_redis_client
+from app.core.middleware import (
+    ConcurrencyLimitMiddleware,
+    RateLimitMiddleware,
+    RequestContextMiddleware,
+    TimeoutMiddleware,
+)
+from app.core.ratelimit import RateLimiter
+from app.core.redis import RedisCircuit, create_redis_client
 from app.core.resources import Resources
+from app.core.routes import RouteTemplates
 from app.core.throttle import FailureCounter
 from app.core.tracing import setup_tracing
 from app.health.service import REDIS_FALLBACK, HealthService
@@ -33,7 +44,8 @@ async def prepare_database(resources: Resources, prepared: asyncio.Event) -> Non
         try:
             if resources.settings.mongo_ensure_indexes:
                 await ensure_indexes(resources.db)
-            await ChatbotService(ChatbotRepository(resources.db)).resume_purges()
+            chatbots = ChatbotRepository(resources.db, resources.cache)
+            await ChatbotService(chatbots).resume_purges()
         except PyMongoError as error:
             logger.warning("database not prepared yet, retrying in %.1f s: %s", delay, error)
             await asyncio.sleep(delay)
@@ -46,12 +58,19 @@ async def prepare_database(resources: Resources, prepared: asyncio.Event) -> Non
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    tracer_provider = setup_tracing(settings)
     mongo = create_mongo_client(settings)
     redis = create_redis_client(settings)
     if redis is None:
         logger.warning("redis: %s; limits, cache and fan-out stay in-process", REDIS_FALLBACK)
-    resources = Resources(settings=settings, mongo=mongo, db=mongo[settings.db_name], redis=redis)
+    circuit = RedisCircuit(settings.redis_retry_after_failure_seconds)
+    resources = Resources(
+        settings=settings,
+        mongo=mongo,
+        db=mongo[settings.db_name],
+        redis=redis,
+        cache=Cache(redis, circuit, enabled=settings.cache_enabled, ttl=settings.cache_ttl),
+        rate_limiter=RateLimiter(redis, circuit),
+    )
     app.state.resources = resources
     prepared = asyncio.Event()
     app.state.health = HealthService(resources, prepared)
@@ -69,11 +88,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if redis is not None:
             await redis.aclose()
         await mongo.close()
-        if tracer_provider is not None:
-            tracer_provider.shutdown()
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, span_exporter: SpanExporter | None = None
+) -> FastAPI:
+    """The application; under gunicorn this runs in each worker, after fork."""
     settings = settings or get_settings()
     setup_logging(settings)
     app = FastAPI(
@@ -86,4 +106,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(api_router)
     app.include_router(root_router)
+
+    @cache
+    def route_templates() -> RouteTemplates:
+        return RouteTemplates([*app.openapi()["paths"], "/docs", "/redoc", "/openapi.json"])
+
+    def resources() -> Resources:
+        current: Resources = app.state.resources
+        return current
+
+    # Added innermost first: the last one added runs first.
+    app.add_middleware(TimeoutMiddleware, settings=settings, routes=route_templates)
+    app.add_middleware(ConcurrencyLimitMiddleware, settings=settings)
+    app.add_middleware(RateLimitMiddleware, settings=settings, resources=resources)
+    app.add_middleware(RequestContextMiddleware, settings=settings, routes=route_templates)
+    provider = setup_tracing(app, settings, span_exporter)
+    if provider is not None:
+        app.router.on_shutdown.append(provider.shutdown)
     return app

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.processes import ROOT, ApiServer, FerretDB
+from tests.support.processes import ROOT, ApiServer, FerretDB, RedisServer
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,12 @@ class Services:
 def _read_env_file(path: Path) -> dict[str, str]:
     pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
     return dict(pairs)
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    """Async tests run on asyncio, as the service does."""
+    return "asyncio"
 
 
 @pytest.fixture(scope="session")
@@ -52,13 +58,25 @@ StartApi = Callable[..., ApiServer]
 def start_api(tmp_path: Path, base_env: dict[str, str]) -> Iterator[StartApi]:
     """Starts ``botsmith serve`` with the test services plus the given environment overrides."""
     started: list[ApiServer] = []
+    helpers: list[RedisServer] = []
 
     def start(
-        env: Mapping[str, str] | None = None, *, app: str | None = None, workers: int = 1
+        env: Mapping[str, str] | None = None,
+        *,
+        app: str | None = None,
+        workers: int = 1,
+        private_redis: bool = False,
     ) -> ApiServer:
+        """private_redis: a Redis of its own, for tests whose counters must start at zero."""
         workdir = tmp_path / f"api{len(started)}"
         workdir.mkdir()
-        server = ApiServer(workdir, {**base_env, **(env or {})}, app=app, workers=workers)
+        server_env = {**base_env, **(env or {})}
+        if private_redis:
+            redis = RedisServer(workdir)
+            redis.start()
+            helpers.append(redis)
+            server_env["REDIS_URL"] = redis.url
+        server = ApiServer(workdir, server_env, app=app, workers=workers)
         started.append(server)
         server.start()
         return server
@@ -66,6 +84,8 @@ def start_api(tmp_path: Path, base_env: dict[str, str]) -> Iterator[StartApi]:
     yield start
     for server in started:
         server.stop()
+    for helper in helpers:
+        helper.stop()
 
 
 @pytest.fixture(scope="module")
@@ -93,3 +113,12 @@ def private_ferretdb(services: Services, tmp_path: Path) -> Iterator[FerretDB]:
     """A FerretDB of this test's own, which the test may stop and start again."""
     with FerretDB(services.ferretdb_bin, tmp_path) as ferretdb:
         yield ferretdb
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A Redis of this test's own, which the test may stop and start again."""
+    workdir = tmp_path / "redis"
+    workdir.mkdir()
+    with RedisServer(workdir) as redis:
+        yield redis

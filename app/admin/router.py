@@ -18,11 +18,11 @@ from app.users.schemas import Role, UserOut, UserStatus
 
 
 def get_admin_service(resources: ResourcesDep) -> AdminService:
-    db = resources.db
+    db, cache = resources.db, resources.cache
     return AdminService(
-        UserRepository(db),
+        UserRepository(db, cache),
         RefreshTokenRepository(db),
-        ChatbotRepository(db),
+        ChatbotRepository(db, cache),
         PlatformRepository(db),
     )
 

@@ -7,8 +7,6 @@ from pydantic import BaseModel, Field
 
 from app.core.schemas import RequestModel
 
-KEY_MARKER = "bsk_"
-
 
 class ApiKeyCreate(RequestModel):
     name: Annotated[str, Field(min_length=1, max_length=100)]

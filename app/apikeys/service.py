@@ -1,16 +1,16 @@
 """API keys: shown once, stored as a digest, recognisable by their prefix."""
 
 from app.apikeys.repository import ApiKeyRepository
-from app.apikeys.schemas import KEY_MARKER, ApiKeyCreate, ApiKeyCreated, ApiKeyOut
+from app.apikeys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
 from app.core.db import Document
 from app.core.errors import NotFoundError
-from app.core.security import new_id, random_secret, sha256_hex, utcnow
+from app.core.security import API_KEY_MARKER, new_id, random_secret, sha256_hex, utcnow
 
-PREFIX_LENGTH = len(KEY_MARKER) + 8
+PREFIX_LENGTH = len(API_KEY_MARKER) + 8
 
 
 def looks_like_api_key(credential: str) -> bool:
-    return credential.startswith(KEY_MARKER)
+    return credential.startswith(API_KEY_MARKER)
 
 
 class ApiKeyService:
@@ -19,7 +19,7 @@ class ApiKeyService:
 
     async def create(self, chatbot: Document, request: ApiKeyCreate) -> ApiKeyCreated:
         key_id = new_id()
-        secret = f"{KEY_MARKER}{key_id[:8]}_{random_secret()}"
+        secret = f"{API_KEY_MARKER}{key_id[:8]}_{random_secret()}"
         document = {
             "id": key_id,
             "name": request.name,

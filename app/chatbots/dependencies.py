@@ -12,7 +12,7 @@ from app.users.dependencies import CurrentUser
 
 
 def get_chatbot_repository(resources: ResourcesDep) -> ChatbotRepository:
-    return ChatbotRepository(resources.db)
+    return ChatbotRepository(resources.db, resources.cache)
 
 
 ChatbotRepositoryDep = Annotated[ChatbotRepository, Depends(get_chatbot_repository)]

@@ -5,6 +5,7 @@ from typing import Any
 
 from pymongo import ReturnDocument
 
+from app.core.cache import Cache
 from app.core.db import Document, MongoDatabase, without_id
 from app.core.schemas import after_cursor
 
@@ -15,16 +16,27 @@ _VISIBLE = {"status": {"$ne": DELETING}}
 
 
 class ChatbotRepository:
-    def __init__(self, db: MongoDatabase) -> None:
+    """Chatbots by id are read through the cache; every write here invalidates the entry."""
+
+    def __init__(self, db: MongoDatabase, cache: Cache) -> None:
         self._db = db
         self._chatbots = db["chatbots"]
+        self._cache = cache
 
     async def insert(self, chatbot: Document) -> None:
         await self._chatbots.insert_one(chatbot)
 
+    async def by_id(self, chatbot_id: str) -> Document | None:
+        """The chatbot, whoever owns it and whatever its state (callers decide)."""
+        return await self._cache.get_or_load(
+            "chatbot", chatbot_id, lambda: self._chatbots.find_one({"id": chatbot_id}, {"_id": 0})
+        )
+
     async def owned(self, user_id: str, chatbot_id: str) -> Document | None:
-        query = {"id": chatbot_id, "user_id": user_id, **_VISIBLE}
-        return await self._chatbots.find_one(query, {"_id": 0})
+        chatbot = await self.by_id(chatbot_id)
+        if chatbot is None or chatbot["user_id"] != user_id or chatbot["status"] == DELETING:
+            return None
+        return chatbot
 
     async def list_owned(
         self, user_id: str, *, name_contains: str | None, cursor: str | None, limit: int
@@ -39,18 +51,21 @@ class ChatbotRepository:
     async def update_owned(
         self, user_id: str, chatbot_id: str, fields: dict[str, Any]
     ) -> Document | None:
-        return without_id(
+        updated = without_id(
             await self._chatbots.find_one_and_update(
                 {"id": chatbot_id, "user_id": user_id, **_VISIBLE},
                 {"$set": fields},
                 return_document=ReturnDocument.AFTER,
             )
         )
+        await self._cache.invalidate("chatbot", chatbot_id)
+        return updated
 
     async def mark_deleting(self, user_id: str, chatbot_id: str) -> bool:
         result = await self._chatbots.update_one(
             {"id": chatbot_id, "user_id": user_id, **_VISIBLE}, {"$set": {"status": DELETING}}
         )
+        await self._cache.invalidate("chatbot", chatbot_id)
         return result.modified_count == 1
 
     async def purge(self, chatbot_id: str) -> None:
@@ -58,6 +73,7 @@ class ChatbotRepository:
         for collection in CHATBOT_OWNED_COLLECTIONS:
             await self._db[collection].delete_many({"chatbot_id": chatbot_id})
         await self._chatbots.delete_one({"id": chatbot_id, "status": DELETING})
+        await self._cache.invalidate("chatbot", chatbot_id)
 
     async def pending_purges(self) -> list[str]:
         found = self._chatbots.find({"status": DELETING}, {"_id": 0, "id": 1})

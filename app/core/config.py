@@ -4,8 +4,18 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Annotated, Self
 
-from pydantic import Field, HttpUrl, MongoDsn, RedisDsn, SecretStr, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import (
+    Field,
+    HttpUrl,
+    IPvAnyNetwork,
+    MongoDsn,
+    RedisDsn,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEVELOPMENT_JWT_SECRET = "development-only-jwt-secret-change-me"
 _PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "jwt-secret", DEVELOPMENT_JWT_SECRET}
@@ -67,11 +77,20 @@ class Settings(BaseSettings):
     gunicorn_max_requests_jitter: Annotated[int, Field(ge=0)] = 1_000
     request_timeout: PositiveFloat = 30
     async_concurrency_limit: PositiveInt = 1000
+    concurrency_queue_size: Annotated[int, Field(ge=0)] = 1000
+    concurrency_queue_timeout_seconds: PositiveFloat = 2.0
     slow_request_seconds: PositiveFloat = 5
+    trusted_proxies: Annotated[tuple[IPvAnyNetwork, ...], NoDecode] = ()
 
     # Rate limits
+    rate_limit_enabled: bool = True
     rate_limit_per_minute: PositiveInt = 200
     rate_limit_per_hour: PositiveInt = 5000
+    rate_limit_login_per_minute: PositiveInt = 10
+    rate_limit_login_per_hour: PositiveInt = 100
+    rate_limit_public_per_minute: PositiveInt = 60
+    rate_limit_public_per_hour: PositiveInt = 1000
+    redis_retry_after_failure_seconds: PositiveFloat = 2.0
 
     # WebSockets
     websocket_max_connections: PositiveInt = 10_000
@@ -97,6 +116,13 @@ class Settings(BaseSettings):
     log_level: Annotated[str, Field(pattern=r"^(?i:debug|info|warning|error|critical)$")] = "info"
     otel_exporter_otlp_endpoint: HttpUrl | None = None
     otel_service_name: str = "botsmith-api"
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
 
     @model_validator(mode="after")
     def _check_consistency(self) -> Self:

@@ -6,6 +6,10 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, OperationFailure
 from pymongo.monitoring import (
+    CommandFailedEvent,
+    CommandListener,
+    CommandStartedEvent,
+    CommandSucceededEvent,
     ConnectionCheckedInEvent,
     ConnectionCheckedOutEvent,
     ConnectionCheckOutFailedEvent,
@@ -22,6 +26,7 @@ from pymongo.monitoring import (
 
 from app.core.config import Settings
 from app.core.metrics import (
+    MONGO_COMMAND_DURATION,
     MONGO_POOL_CHECKED_OUT,
     MONGO_POOL_CHECKOUT_TIMEOUTS,
     MONGO_POOL_CHECKOUT_WAITS,
@@ -100,7 +105,7 @@ def create_mongo_client(settings: Settings) -> MongoClient:
         compressors="snappy,zlib",
         tz_aware=True,
         appname=settings.otel_service_name,
-        event_listeners=[PoolMetricsListener()],
+        event_listeners=[PoolMetricsListener(), CommandMetricsListener()],
     )
 
 
@@ -116,3 +121,18 @@ def is_duplicate_key(error: OperationFailure) -> bool:
     """A unique index refused the write. MongoDB says code 11000; FerretDB v1 reports a
     findAndModify violation as an internal error naming the SQLite UNIQUE constraint."""
     return isinstance(error, DuplicateKeyError) or "UNIQUE constraint failed" in str(error)
+
+
+class CommandMetricsListener(CommandListener):
+    """Times every MongoDB command by name and outcome."""
+
+    def started(self, event: CommandStartedEvent) -> None:
+        pass
+
+    def succeeded(self, event: CommandSucceededEvent) -> None:
+        MONGO_COMMAND_DURATION.labels(event.command_name, "ok").observe(event.duration_micros / 1e6)
+
+    def failed(self, event: CommandFailedEvent) -> None:
+        MONGO_COMMAND_DURATION.labels(event.command_name, "error").observe(
+            event.duration_micros / 1e6
+        )

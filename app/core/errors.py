@@ -66,6 +66,14 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": Problem} for status in statuses}
 
 
+def problem_body(status: int, detail: str | None = None, *, instance: str | None = None) -> bytes:
+    """The problem+json body, for code below the framework (ASGI middleware)."""
+    problem = Problem(
+        title=HTTPStatus(status).phrase, status=status, detail=detail, instance=instance
+    )
+    return problem.model_dump_json(exclude_none=True).encode()
+
+
 def problem_response(
     status: int,
     detail: str | None = None,

@@ -8,8 +8,62 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
+    Histogram,
     generate_latest,
     multiprocess,
+)
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+HTTP_REQUESTS = Counter(
+    "botsmith_http_requests",
+    "HTTP requests by method, route template and status class.",
+    ["method", "route", "status_class"],
+)
+HTTP_REQUEST_DURATION = Histogram(
+    "botsmith_http_request_duration_seconds",
+    "HTTP request duration by method, route template and status class.",
+    ["method", "route", "status_class"],
+    buckets=LATENCY_BUCKETS,
+)
+HTTP_IN_FLIGHT = Gauge(
+    "botsmith_http_requests_in_flight",
+    "HTTP requests being served.",
+    multiprocess_mode="livesum",
+)
+HTTP_TIMEOUTS = Counter(
+    "botsmith_http_request_timeouts",
+    "Requests cancelled by REQUEST_TIMEOUT.",
+    ["route"],
+)
+CONCURRENCY_WAITING = Gauge(
+    "botsmith_concurrency_queue_waiting",
+    "Requests waiting for a slot under ASYNC_CONCURRENCY_LIMIT.",
+    multiprocess_mode="livesum",
+)
+CONCURRENCY_REJECTIONS = Counter(
+    "botsmith_concurrency_rejections",
+    "Requests refused with 503 because the concurrency queue was full or too slow.",
+)
+RATE_LIMIT_DECISIONS = Counter(
+    "botsmith_rate_limit_decisions",
+    "Rate-limit decisions by route class.",
+    ["route_class", "decision"],
+)
+RATE_LIMIT_FAIL_OPEN = Counter(
+    "botsmith_rate_limit_fail_open",
+    "Requests let through unchecked because Redis was unavailable.",
+)
+CACHE_REQUESTS = Counter(
+    "botsmith_cache_requests",
+    "Cache look-ups by namespace and result (hit, miss, bypass when Redis is unavailable).",
+    ["namespace", "result"],
+)
+MONGO_COMMAND_DURATION = Histogram(
+    "botsmith_mongo_command_duration_seconds",
+    "MongoDB command duration by command name and outcome.",
+    ["command", "outcome"],
+    buckets=LATENCY_BUCKETS,
 )
 
 MONGO_POOL_CONNECTIONS = Gauge(

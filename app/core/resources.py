@@ -5,8 +5,10 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from app.core.cache import Cache
 from app.core.config import Settings
 from app.core.db import MongoClient, MongoDatabase
+from app.core.ratelimit import RateLimiter
 from app.core.redis import RedisClient
 
 
@@ -16,6 +18,8 @@ class Resources:
     mongo: MongoClient
     db: MongoDatabase
     redis: RedisClient | None
+    cache: Cache
+    rate_limiter: RateLimiter
 
 
 def get_resources(request: Request) -> Resources:

@@ -16,6 +16,7 @@ _hasher = PasswordHasher()  # argon2id with the library's current recommended pa
 # Verified against when an email is unknown, so a login takes as long either way.
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 JWT_ALGORITHM = "HS256"
+API_KEY_MARKER = "bsk_"
 
 
 def utcnow() -> datetime:

@@ -25,7 +25,7 @@ ApiKeyHeaderDep = Annotated[str | None, Depends(api_key_scheme)]
 
 
 def get_user_repository(resources: ResourcesDep) -> UserRepository:
-    return UserRepository(resources.db)
+    return UserRepository(resources.db, resources.cache)
 
 
 def get_api_key_service(resources: ResourcesDep) -> ApiKeyService:
@@ -35,7 +35,7 @@ def get_api_key_service(resources: ResourcesDep) -> ApiKeyService:
 def get_auth_service(request: Request, resources: ResourcesDep) -> AuthService:
     throttle: FailureCounter = request.app.state.login_throttle
     return AuthService(
-        UserRepository(resources.db),
+        UserRepository(resources.db, resources.cache),
         RefreshTokenRepository(resources.db),
         resources.settings,
         throttle,

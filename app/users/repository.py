@@ -6,15 +6,23 @@ from typing import Any
 from pymongo import ReturnDocument
 from pymongo.errors import OperationFailure
 
+from app.core.cache import Cache
 from app.core.db import Document, MongoDatabase, is_duplicate_key, without_id
 from app.core.schemas import after_cursor
 from app.users.errors import EmailTakenError
 from app.users.schemas import Role, UserStatus
 
+# What request handling needs of a user; the password hash stays out of the cache.
+_PUBLIC = {"_id": 0, "password_hash": 0}
+
 
 class UserRepository:
-    def __init__(self, db: MongoDatabase) -> None:
+    """Users by id are read through the cache (every authenticated request needs one);
+    every write here invalidates the entry, so a suspension applies at once."""
+
+    def __init__(self, db: MongoDatabase, cache: Cache) -> None:
         self._users = db["users"]
+        self._cache = cache
 
     async def insert(self, user: Document) -> None:
         try:
@@ -25,14 +33,20 @@ class UserRepository:
             raise
 
     async def by_id(self, user_id: str) -> Document | None:
-        return await self._users.find_one({"id": user_id}, {"_id": 0})
+        return await self._cache.get_or_load(
+            "user", user_id, lambda: self._users.find_one({"id": user_id}, _PUBLIC)
+        )
+
+    async def password_hash(self, user_id: str) -> str | None:
+        user = await self._users.find_one({"id": user_id}, {"_id": 0, "password_hash": 1})
+        return user["password_hash"] if user else None
 
     async def by_email(self, email: str) -> Document | None:
         return await self._users.find_one({"email": email}, {"_id": 0})
 
     async def update(self, user_id: str, fields: dict[str, Any]) -> Document | None:
         try:
-            return without_id(
+            updated = without_id(
                 await self._users.find_one_and_update(
                     {"id": user_id},
                     {"$set": fields},
@@ -43,12 +57,14 @@ class UserRepository:
             if is_duplicate_key(error):
                 raise EmailTakenError() from None
             raise
+        await self._cache.invalidate("user", user_id)
+        return updated
 
     async def set_password(
         self, user_id: str, password_hash: str, now: datetime
     ) -> Document | None:
         """Stores a new hash and bumps the token version, which voids every access token."""
-        return without_id(
+        updated = without_id(
             await self._users.find_one_and_update(
                 {"id": user_id},
                 {
@@ -58,6 +74,8 @@ class UserRepository:
                 return_document=ReturnDocument.AFTER,
             )
         )
+        await self._cache.invalidate("user", user_id)
+        return updated
 
     async def list(
         self,
@@ -82,7 +100,7 @@ class UserRepository:
         if created:
             query["created_at"] = created
         query.update(after_cursor(cursor))
-        found = self._users.find(query, {"_id": 0}).sort([("created_at", -1), ("id", -1)])
+        found = self._users.find(query, _PUBLIC).sort([("created_at", -1), ("id", -1)])
         return await found.limit(limit).to_list()
 
     async def count(self) -> int:

@@ -111,7 +111,8 @@ class AuthService:
         await self._tokens.consume(sha256_hex(refresh_token), utcnow())
 
     async def change_password(self, user: Document, request: PasswordChangeRequest) -> TokenPair:
-        if not verify_password(request.current_password, user["password_hash"]):
+        current_hash = await self._users.password_hash(user["id"])
+        if not verify_password(request.current_password, current_hash):
             raise WrongPasswordError("The current password is wrong")
         now = utcnow()
         new_hash = hash_password(request.new_password)

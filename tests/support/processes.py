@@ -105,6 +105,35 @@ class FerretDB(ManagedProcess):
         wait_for_port(self.port)
 
 
+class RedisServer(ManagedProcess):
+    """A private Redis on its own port, for tests that stop Redis."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        argv = [
+            "redis-server",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ]
+        super().__init__(argv, workdir / "redis.log", os.environ)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        super().start()
+        wait_for_port(self.port)
+
+
 class ApiServer(ManagedProcess):
     """``botsmith serve`` as a user starts it: gunicorn with uvicorn workers on a free port."""
 
@@ -122,6 +151,12 @@ class ApiServer(ManagedProcess):
             "PORT": str(self.port),
             "PROMETHEUS_MULTIPROC_DIR": str(self.metrics_dir),
             "GUNICORN_GRACEFUL_TIMEOUT": "10",
+            # Generous limits: tests of the limits themselves set their own.
+            **{
+                f"RATE_LIMIT_{kind}PER_{unit}": "1000000"
+                for kind in ("", "LOGIN_", "PUBLIC_")
+                for unit in ("MINUTE", "HOUR")
+            },
             **env,
         }
         argv = [str(VENV_BIN / "botsmith"), "serve"] + (["--app", app] if app else [])

@@ -1,0 +1,328 @@
+"""Plain ASGI middleware: request context and metrics, rate limits, concurrency limit, timeout.
+
+Order, outermost first: RequestContext (request id, X-Process-Time, metrics, slow-request log)
+→ RateLimit → ConcurrencyLimit → Timeout → the application. Each costs a few microseconds per
+request and passes WebSockets through where it does not apply.
+"""
+
+import asyncio
+import hashlib
+import ipaddress
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from http import HTTPStatus
+
+from opentelemetry import trace
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.core.config import Settings
+from app.core.errors import problem_body
+from app.core.logging import request_id_var
+from app.core.metrics import (
+    CONCURRENCY_REJECTIONS,
+    CONCURRENCY_WAITING,
+    HTTP_IN_FLIGHT,
+    HTTP_REQUEST_DURATION,
+    HTTP_REQUESTS,
+    HTTP_TIMEOUTS,
+)
+from app.core.ratelimit import Policy
+from app.core.resources import Resources
+from app.core.routes import RouteTemplates
+from app.core.security import API_KEY_MARKER, decode_access_token
+
+logger = logging.getLogger(__name__)
+
+# Probes and scrapes are never limited, queued or refused.
+UNLIMITED_PATHS = frozenset({"/livez", "/readyz", "/metrics"})
+# Health is never queued or refused for concurrency (it is still rate limited per client).
+NEVER_QUEUED_PATHS = UNLIMITED_PATHS | {"/api/health"}
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_STATUS_CLASSES = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+async def send_problem(
+    send: Send,
+    status: int,
+    detail: str,
+    path: str,
+    headers: Sequence[tuple[bytes, bytes]] = (),
+) -> None:
+    body = problem_body(status, detail, instance=path)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/problem+json"),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class RequestContextMiddleware:
+    """Request id (kept from X-Request-ID when sane), X-Process-Time, request metrics."""
+
+    def __init__(self, app: ASGIApp, settings: Settings, routes: Callable[[], RouteTemplates]):
+        self.app = app
+        self._slow = settings.slow_request_seconds
+        self._routes = routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        given = _header(scope, b"x-request-id")
+        request_id = given if given and _REQUEST_ID.match(given) else uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        scope.setdefault("state", {})["request_id"] = request_id
+        trace.get_current_span().set_attribute("botsmith.request_id", request_id)
+        if scope["type"] == "websocket":
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                request_id_var.reset(token)
+            return
+
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_context(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                elapsed = time.perf_counter() - started
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode()))
+                headers.append((b"x-process-time", f"{elapsed:.6f}".encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        HTTP_IN_FLIGHT.inc()
+        try:
+            await self.app(scope, receive, send_with_context)
+        finally:
+            HTTP_IN_FLIGHT.dec()
+            elapsed = time.perf_counter() - started
+            route = self._routes().resolve(scope["path"])
+            labels = (scope["method"], route, _STATUS_CLASSES.get(status // 100, "5xx"))
+            HTTP_REQUESTS.labels(*labels).inc()
+            HTTP_REQUEST_DURATION.labels(*labels).observe(elapsed)
+            if elapsed > self._slow:
+                logger.warning(
+                    "slow request: %s %s %d in %.2f s", scope["method"], route, status, elapsed
+                )
+            request_id_var.reset(token)
+
+
+class ClientIdentity:
+    """Who is calling, for rate limits: an API key, else a user, else the client address
+    (from X-Forwarded-For only when the peer is a configured trusted proxy)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._trusted = settings.trusted_proxies
+
+    def __call__(self, scope: Scope) -> str:
+        api_key = _header(scope, b"x-api-key")
+        authorization = _header(scope, b"authorization") or ""
+        scheme, _, credential = authorization.partition(" ")
+        if scheme.lower() == "bearer" and credential.startswith(API_KEY_MARKER):
+            api_key = credential
+        if api_key:
+            return "key:" + hashlib.sha256(api_key.encode()).hexdigest()[:32]
+        if scheme.lower() == "bearer" and credential:
+            claims = decode_access_token(self._settings, credential)
+            if claims is not None:
+                return "user:" + claims.user_id
+        return "ip:" + self.client_address(scope)
+
+    def client_address(self, scope: Scope) -> str:
+        peer = scope["client"][0] if scope.get("client") else "unknown"
+        if not self._trusted or not self._is_trusted(peer):
+            return peer
+        forwarded = _header(scope, b"x-forwarded-for")
+        if not forwarded:
+            return peer
+        # Walk from the nearest hop back; the first address that is not a proxy is the client.
+        for hop in reversed([part.strip() for part in forwarded.split(",") if part.strip()]):
+            if not self._is_trusted(hop):
+                return hop
+        return peer
+
+    def _is_trusted(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in self._trusted)
+
+
+def route_class(path: str) -> str:
+    if path in ("/api/auth/login", "/api/auth/register", "/api/auth/refresh"):
+        return "auth"
+    if path.startswith("/api/public/"):
+        return "public"
+    return "default"
+
+
+class RateLimitMiddleware:
+    """Refuses a client over its limits with 429; every response carries RateLimit headers."""
+
+    def __init__(self, app: ASGIApp, settings: Settings, resources: Callable[[], Resources]):
+        self.app = app
+        self._resources = resources
+        self._identity = ClientIdentity(settings)
+        self._enabled = settings.rate_limit_enabled
+        self._policies = {
+            "default": (
+                Policy("minute", settings.rate_limit_per_minute, 60),
+                Policy("hour", settings.rate_limit_per_hour, 3600),
+            ),
+            "auth": (
+                Policy("auth-minute", settings.rate_limit_login_per_minute, 60),
+                Policy("auth-hour", settings.rate_limit_login_per_hour, 3600),
+            ),
+            "public": (
+                Policy("public-minute", settings.rate_limit_public_per_minute, 60),
+                Policy("public-hour", settings.rate_limit_public_per_hour, 3600),
+            ),
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            not self._enabled
+            or scope["type"] not in ("http", "websocket")
+            or scope["path"] in UNLIMITED_PATHS
+        ):
+            await self.app(scope, receive, send)
+            return
+        kind = route_class(scope["path"])
+        identity = f"{kind}:{self._identity(scope)}"
+        decision = await self._resources().rate_limiter.hit(identity, kind, self._policies[kind])
+        headers = decision.headers()
+        if not decision.allowed:
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008, "reason": "rate limited"})
+                return
+            detail = f"Rate limit exceeded; retry in {decision.retry_after} s"
+            await send_problem(send, HTTPStatus.TOO_MANY_REQUESTS, detail, scope["path"], headers)
+            return
+        if scope["type"] == "websocket":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *headers]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class ConcurrencyLimitMiddleware:
+    """At most ASYNC_CONCURRENCY_LIMIT requests at once per worker; a bounded number wait a
+    short while for a slot, the rest get 503 with Retry-After. WebSockets are not counted."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self._limit = settings.async_concurrency_limit
+        self._queue_size = settings.concurrency_queue_size
+        self._queue_timeout = settings.concurrency_queue_timeout_seconds
+        self._active = 0
+        self._waiting = 0
+        self._slots: asyncio.Semaphore | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in NEVER_QUEUED_PATHS:
+            await self.app(scope, receive, send)
+            return
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self._limit)
+        if not await self._acquire(self._slots):
+            CONCURRENCY_REJECTIONS.inc()
+            retry = str(max(1, round(self._queue_timeout))).encode()
+            await send_problem(
+                send,
+                HTTPStatus.SERVICE_UNAVAILABLE,
+                "The server is at its concurrency limit; retry shortly",
+                scope["path"],
+                [(b"retry-after", retry)],
+            )
+            return
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self._slots.release()
+
+    async def _acquire(self, slots: asyncio.Semaphore) -> bool:
+        if not slots.locked():
+            await slots.acquire()
+            return True
+        if self._waiting >= self._queue_size:
+            return False
+        self._waiting += 1
+        CONCURRENCY_WAITING.inc()
+        try:
+            async with asyncio.timeout(self._queue_timeout):
+                await slots.acquire()
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            self._waiting -= 1
+            CONCURRENCY_WAITING.dec()
+
+
+class TimeoutMiddleware:
+    """Cancels a handler that has not started its response within REQUEST_TIMEOUT (504); once a
+    streaming response has started, the limit applies to each gap between chunks instead."""
+
+    def __init__(self, app: ASGIApp, settings: Settings, routes: Callable[[], RouteTemplates]):
+        self.app = app
+        self._timeout = settings.request_timeout
+        self._routes = routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in UNLIMITED_PATHS:
+            await self.app(scope, receive, send)
+            return
+        loop = asyncio.get_running_loop()
+        started = False
+        finished = False
+        deadline: asyncio.Timeout | None = None
+
+        async def send_extending(message: Message) -> None:
+            nonlocal started, finished
+            if message["type"] == "http.response.start":
+                started = True
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                finished = True
+            await send(message)
+            if deadline is not None:
+                # Background tasks after the body are not the client's wait: no limit then.
+                deadline.reschedule(None if finished else loop.time() + self._timeout)
+
+        try:
+            async with asyncio.timeout(self._timeout) as deadline:
+                await self.app(scope, receive, send_extending)
+        except TimeoutError:
+            HTTP_TIMEOUTS.labels(self._routes().resolve(scope["path"])).inc()
+            if started:
+                logger.warning("stream idle for %.0f s, closed: %s", self._timeout, scope["path"])
+                return
+            detail = f"The request took longer than {self._timeout:g} s"
+            await send_problem(send, HTTPStatus.GATEWAY_TIMEOUT, detail, scope["path"])

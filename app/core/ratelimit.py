@@ -1,0 +1,197 @@
+"""Per-client rate limits shared by every worker and pod: sliding-window counters in Redis.
+
+Each policy (for example 200 a minute and 5000 an hour) keeps a counter for the current and the
+previous window; the estimate weighs the previous one by how much of it still overlaps the
+sliding window. One Lua script checks every policy and counts the request only when all allow
+it: one Redis round trip per request. Without Redis the same arithmetic runs in-process.
+"""
+
+import math
+import time
+from dataclasses import dataclass
+
+from redis.exceptions import RedisError
+
+from app.core.metrics import RATE_LIMIT_DECISIONS, RATE_LIMIT_FAIL_OPEN
+from app.core.redis import RedisCircuit, RedisClient
+
+# KEYS: per policy, the current then the previous window's counter.
+# ARGV: now (ms), then per policy: limit, window (ms). Returns per policy: count after, allowed
+# flag for all, then per policy: milliseconds until one more request would be allowed.
+_SLIDING_WINDOW = """
+local now = tonumber(ARGV[1])
+local policies = (#ARGV - 1) / 2
+local allowed = 1
+local estimates = {}
+local retries = {}
+for i = 1, policies do
+  local limit = tonumber(ARGV[2 * i])
+  local window = tonumber(ARGV[2 * i + 1])
+  local current = tonumber(redis.call('GET', KEYS[2 * i - 1]) or '0')
+  local previous = tonumber(redis.call('GET', KEYS[2 * i]) or '0')
+  local elapsed = (now % window) / window
+  local estimate = previous * (1 - elapsed) + current
+  estimates[i] = estimate
+  retries[i] = 0
+  if estimate + 1 > limit then
+    allowed = 0
+    local left = window - (now % window)
+    if current + 1 > limit then
+      retries[i] = left + math.ceil((1 - (limit - 1) / (current + 0.0)) * window)
+    else
+      retries[i] = math.ceil((1 - (limit - 1 - current) / previous) * window - (now % window))
+    end
+  end
+end
+if allowed == 1 then
+  for i = 1, policies do
+    local window = tonumber(ARGV[2 * i + 1])
+    redis.call('INCR', KEYS[2 * i - 1])
+    redis.call('PEXPIRE', KEYS[2 * i - 1], window * 2)
+    estimates[i] = estimates[i] + 1
+  end
+end
+local result = {allowed}
+for i = 1, policies do
+  result[#result + 1] = tostring(estimates[i])
+  result[#result + 1] = retries[i]
+end
+return result
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    name: str
+    limit: int
+    window_seconds: int
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    policies: tuple[Policy, ...]
+    remaining: int
+    reset_seconds: int
+    retry_after: int = 0
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        """IETF RateLimit-Policy and RateLimit fields, plus Retry-After when refused."""
+        policy = ", ".join(f'"{p.name}";q={p.limit};w={p.window_seconds}' for p in self.policies)
+        tightest = self.policies[0].name
+        limit = f'"{tightest}";r={self.remaining};t={self.reset_seconds}'
+        fields = [(b"ratelimit-policy", policy.encode()), (b"ratelimit", limit.encode())]
+        if not self.allowed:
+            fields.append((b"retry-after", str(self.retry_after).encode()))
+        return fields
+
+
+def _number(value: object) -> float:
+    """A script result: Redis returns integers, and strings as bytes."""
+    return float(value.decode() if isinstance(value, bytes) else str(value))
+
+
+def _window_keys(identity: str, policy: Policy, now_ms: int) -> tuple[str, str]:
+    window_ms = policy.window_seconds * 1000
+    index = now_ms // window_ms
+    # The hash tag keeps one client's keys in one Redis Cluster slot.
+    base = f"botsmith:rl:{{{identity}}}:{policy.window_seconds}"
+    return f"{base}:{index}", f"{base}:{index - 1}"
+
+
+class RateLimiter:
+    def __init__(self, redis: RedisClient | None, circuit: RedisCircuit) -> None:
+        self._redis = redis
+        self._circuit = circuit
+        self._script = redis.register_script(_SLIDING_WINDOW) if redis is not None else None
+        self._local: dict[str, tuple[int, int]] = {}  # key -> (window index, count)
+
+    async def hit(self, identity: str, route_class: str, policies: tuple[Policy, ...]) -> Decision:
+        now_ms = int(time.time() * 1000)
+        if self._script is None:
+            raw = self._hit_local(identity, policies, now_ms)
+        else:
+            if self._circuit.is_open:
+                return self._fail_open(route_class, policies)
+            keys = [key for policy in policies for key in _window_keys(identity, policy, now_ms)]
+            args: list[int] = [now_ms]
+            for policy in policies:
+                args += [policy.limit, policy.window_seconds * 1000]
+            try:
+                raw = await self._script(keys=keys, args=args)
+            except RedisError as error:
+                self._circuit.record_failure("rate limiting", error)
+                return self._fail_open(route_class, policies)
+            self._circuit.record_success()
+        decision = self._decide(raw, policies, now_ms)
+        RATE_LIMIT_DECISIONS.labels(route_class, "allowed" if decision.allowed else "limited").inc()
+        return decision
+
+    @staticmethod
+    def _decide(raw: list[object], policies: tuple[Policy, ...], now_ms: int) -> Decision:
+        allowed = _number(raw[0]) == 1
+        remaining, reset, retry_ms = None, 0, 0
+        for i, policy in enumerate(policies):
+            estimate = _number(raw[1 + 2 * i])
+            retry_ms = max(retry_ms, int(_number(raw[2 + 2 * i])))
+            left = max(0, math.floor(policy.limit - estimate))
+            if remaining is None or left < remaining:
+                remaining = left
+                window_ms = policy.window_seconds * 1000
+                reset = math.ceil((window_ms - now_ms % window_ms) / 1000)
+        return Decision(
+            allowed=allowed,
+            policies=policies,
+            remaining=remaining or 0,
+            reset_seconds=reset,
+            retry_after=max(1, math.ceil(retry_ms / 1000)) if not allowed else 0,
+        )
+
+    def _fail_open(self, route_class: str, policies: tuple[Policy, ...]) -> Decision:
+        RATE_LIMIT_FAIL_OPEN.inc()
+        RATE_LIMIT_DECISIONS.labels(route_class, "fail_open").inc()
+        tightest = policies[0]
+        return Decision(True, policies, tightest.limit, tightest.window_seconds)
+
+    def _hit_local(self, identity: str, policies: tuple[Policy, ...], now_ms: int) -> list[object]:
+        """The Lua script's arithmetic, for a single process without Redis."""
+        counts = []
+        allowed = True
+        result: list[object] = []
+        for policy in policies:
+            window_ms = policy.window_seconds * 1000
+            index = now_ms // window_ms
+            current_key, previous_key = _window_keys(identity, policy, now_ms)
+            current = self._count(current_key, index)
+            previous = self._count(previous_key, index - 1)
+            elapsed = (now_ms % window_ms) / window_ms
+            estimate = previous * (1 - elapsed) + current
+            retry = 0
+            if estimate + 1 > policy.limit:
+                allowed = False
+                left = window_ms - now_ms % window_ms
+                if current + 1 > policy.limit:
+                    retry = left + math.ceil((1 - (policy.limit - 1) / current) * window_ms)
+                else:
+                    share = (policy.limit - 1 - current) / previous
+                    retry = math.ceil((1 - share) * window_ms - now_ms % window_ms)
+            counts.append((current_key, index, current, estimate, retry))
+        result.append(1 if allowed else 0)
+        for key, index, current, estimate, retry in counts:
+            if allowed:
+                self._local[key] = (index, current + 1)
+                estimate += 1
+            result += [estimate, retry]
+        if len(self._local) > 100_000:
+            self._prune(now_ms)
+        return result
+
+    def _count(self, key: str, index: int) -> int:
+        stored = self._local.get(key)
+        return stored[1] if stored is not None and stored[0] == index else 0
+
+    def _prune(self, now_ms: int) -> None:
+        for key, (index, _) in list(self._local.items()):
+            window_ms = int(key.rsplit(":", 2)[-2]) * 1000
+            if index < now_ms // window_ms - 1:
+                del self._local[key]

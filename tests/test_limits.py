@@ -1,0 +1,192 @@
+"""Rate limits shared through Redis, fail-open, request timeouts and the concurrency limit,
+through real gunicorn workers."""
+
+import os
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+
+from tests.conftest import StartApi
+from tests.support.api import assert_problem
+from tests.support.metrics import scrape, value
+from tests.support.processes import RedisServer, poll_until
+
+SLOW_APP = "tests.support.slow_app:create_app()"
+DEFAULT_LIMITS = {
+    "RATE_LIMIT_PER_MINUTE": "200",
+    "RATE_LIMIT_PER_HOUR": "5000",
+    "TRUSTED_PROXIES": "127.0.0.1/32",
+}
+
+
+def _from(client_address: str) -> dict[str, str]:
+    return {"X-Forwarded-For": client_address}
+
+
+def _fresh_address() -> str:
+    """A documentation-range IPv6 address no earlier run has used (limits live in Redis)."""
+    return f"2001:db8::{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}"
+
+
+def test_the_201st_request_in_a_minute_is_429_whichever_worker_serves_it(
+    start_api: StartApi,
+) -> None:
+    api = start_api(DEFAULT_LIMITS, workers=2)
+    client, other_client = _fresh_address(), _fresh_address()
+    statuses = []
+    for _ in range(200):
+        # A new connection each time, so the two workers share the load.
+        statuses.append(httpx.get(f"{api.base_url}/api/health", headers=_from(client)))
+    assert {response.status_code for response in statuses} == {200}
+    assert (
+        statuses[-1].headers["RateLimit"]
+        == '"minute";r=0;t=' + statuses[-1].headers["RateLimit"].rsplit("t=", 1)[1]
+    )
+    assert statuses[0].headers["RateLimit-Policy"] == '"minute";q=200;w=60, "hour";q=5000;w=3600'
+
+    refused = httpx.get(f"{api.base_url}/api/health", headers=_from(client))
+    body = assert_problem(refused, 429)
+    assert "Rate limit exceeded" in body["detail"]
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert refused.headers["RateLimit"].startswith('"minute";r=0;')
+
+    other = httpx.get(f"{api.base_url}/api/health", headers=_from(other_client))
+    assert other.status_code == 200
+    assert other.headers["RateLimit"].startswith('"minute";r=199;')
+
+    worker_files = {f for f in os.listdir(api.metrics_dir) if f.startswith("counter_")}
+    assert len(worker_files) == 2, "both workers should have served requests"
+
+
+def test_forwarded_addresses_are_ignored_unless_the_peer_is_a_trusted_proxy(
+    start_api: StartApi,
+) -> None:
+    api = start_api({"RATE_LIMIT_PER_MINUTE": "3"}, private_redis=True)
+    with api.client() as client:
+        statuses = [
+            client.get("/api/health", headers=_from(_fresh_address())).status_code for _ in range(4)
+        ]
+    assert statuses == [200, 200, 200, 429]
+
+
+def test_login_has_its_own_stricter_limit(start_api: StartApi) -> None:
+    api = start_api(
+        {"RATE_LIMIT_LOGIN_PER_MINUTE": "2", "RATE_LIMIT_PER_MINUTE": "100"}, private_redis=True
+    )
+    with api.client() as client:
+        payload = {"email": "nobody@example.com", "password": "whatever1"}
+        statuses = [client.post("/api/auth/login", json=payload).status_code for _ in range(3)]
+        assert statuses == [401, 401, 429]
+        assert client.get("/api/health").status_code == 200
+
+
+def test_redis_down_fails_open_and_limits_return_when_it_is_back(
+    start_api: StartApi, private_redis: RedisServer
+) -> None:
+    api = start_api(
+        {
+            "REDIS_URL": private_redis.url,
+            "RATE_LIMIT_PER_MINUTE": "5",
+            "REDIS_RETRY_AFTER_FAILURE_SECONDS": "0.5",
+        }
+    )
+    with api.client() as client:
+        private_redis.stop()
+        statuses = [client.get("/api/health").status_code for _ in range(10)]
+        assert statuses == [200] * 10
+        assert value(scrape(client), "botsmith_rate_limit_fail_open_total") >= 10
+        log = api.output()
+        assert log.count("redis unavailable for rate limiting") == 1
+
+        private_redis.start()
+        limited = poll_until(
+            lambda: client.get("/api/health").status_code, lambda status: status == 429, 10
+        )
+        assert limited == 429
+
+
+def test_a_handler_slower_than_the_timeout_is_cancelled_with_a_504(start_api: StartApi) -> None:
+    api = start_api({"REQUEST_TIMEOUT": "1"}, app=SLOW_APP)
+    with api.client() as client:
+        started = time.monotonic()
+        response = client.get("/test/slow", params={"seconds": 5})
+        elapsed = time.monotonic() - started
+        body = assert_problem(response, 504)
+        assert body["detail"] == "The request took longer than 1 s"
+        assert response.headers["X-Request-ID"]
+        assert elapsed < 4
+        timeouts = value(scrape(client), "botsmith_http_request_timeouts_total", route="/test/slow")
+        assert timeouts == 1
+        assert client.get("/test/slow", params={"seconds": 0.1}).status_code == 200
+
+
+def test_a_streaming_response_may_outlast_the_timeout_but_not_stall_past_it(
+    start_api: StartApi,
+) -> None:
+    api = start_api({"REQUEST_TIMEOUT": "1"}, app=SLOW_APP)
+    with api.client() as client:
+        steady = client.get("/test/stream", params={"chunks": 6, "gap": 0.4})
+        assert steady.status_code == 200
+        assert steady.text.endswith("done\n")
+        assert steady.text.count("chunk") == 6
+
+        try:
+            stalled = client.get("/test/stream", params={"chunks": 2, "gap": 0.2, "stall": 3})
+            text = stalled.text
+        except httpx.RemoteProtocolError:
+            text = ""
+        assert "done" not in text
+
+
+def test_excess_requests_wait_briefly_then_get_503_while_health_still_answers(
+    start_api: StartApi,
+) -> None:
+    api = start_api(
+        {
+            "ASYNC_CONCURRENCY_LIMIT": "2",
+            "CONCURRENCY_QUEUE_SIZE": "1",
+            "CONCURRENCY_QUEUE_TIMEOUT_SECONDS": "0.5",
+        },
+        app=SLOW_APP,
+    )
+
+    def slow_call(_: int) -> httpx.Response:
+        return httpx.get(f"{api.base_url}/test/slow", params={"seconds": 2}, timeout=10)
+
+    with ThreadPoolExecutor(4) as pool:
+        futures = [pool.submit(slow_call, n) for n in range(4)]
+        time.sleep(0.3)
+        with api.client() as client:
+            assert client.get("/api/health").status_code == 200
+            assert client.get("/livez").status_code == 200
+            assert client.get("/metrics").status_code == 200
+        responses = [future.result() for future in futures]
+    statuses = sorted(response.status_code for response in responses)
+    assert statuses == [200, 200, 503, 503]
+    for response in responses:
+        if response.status_code == 503:
+            assert_problem(response, 503)
+            assert response.headers["Retry-After"] == "1"
+    with api.client() as client:
+        assert value(scrape(client), "botsmith_concurrency_rejections_total") == 2
+
+
+def test_request_ids_are_kept_when_sane_and_appear_in_the_slow_request_log(
+    start_api: StartApi,
+) -> None:
+    api = start_api({"SLOW_REQUEST_SECONDS": "0.2"}, app=SLOW_APP)
+    with api.client() as client:
+        kept = client.get(
+            "/test/slow", params={"seconds": 0.3}, headers={"X-Request-ID": "abc-123"}
+        )
+        assert kept.headers["X-Request-ID"] == "abc-123"
+        assert float(kept.headers["X-Process-Time"]) >= 0.3
+        replaced = client.get("/livez", headers={"X-Request-ID": "bad id\twith spaces"})
+        assert replaced.headers["X-Request-ID"] != "bad id\twith spaces"
+        assert len(replaced.headers["X-Request-ID"]) == 32
+    log = poll_until(api.output, lambda text: "slow request" in text, 5)
+    line = next(line for line in log.splitlines() if "slow request" in line)
+    assert "[abc-123]" in line
+    assert "GET /test/slow 200" in line
