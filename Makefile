@@ -1,5 +1,5 @@
 # The two commands: `make dev` runs the service, `make test` runs every check.
-.PHONY: dev test install services stop lint format clean
+.PHONY: dev test install services stop lint format clean bench-http
 
 dev:  ## install, start FerretDB and Redis, run the API in the foreground
 	bash scripts/dev.sh
@@ -29,3 +29,8 @@ clean:  ## remove local state (keeps the cached FerretDB binary)
 	bash scripts/services.sh stop dev
 	bash scripts/services.sh stop test
 	rm -rf .run .venv .mypy_cache .ruff_cache .pytest_cache
+
+bench-http:  ## product vs baseline under wrk: throughput ratios, 1,000 connections, worker memory
+	bash scripts/bootstrap.sh
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	.venv/bin/python bench/http_bench.py $(ARGS)

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from opentelemetry.sdk.trace.export import SpanExporter
 from pymongo.errors import PyMongoError
 
-from app.api import api_router, root_router
+from app.api import include_routers
 from app.chatbots.repository import ChatbotRepository
 from app.chatbots.service import ChatbotService
 from app.core.cache import Cache
@@ -104,8 +104,7 @@ def create_app(
     )
     app.state.settings = settings
     install_error_handlers(app)
-    app.include_router(api_router)
-    app.include_router(root_router)
+    include_routers(app)
 
     @cache
     def route_templates() -> RouteTemplates:

@@ -5,8 +5,8 @@
 #   scripts/services.sh stop [INSTANCE]    stop both
 #   scripts/services.sh status [INSTANCE]
 #
-# INSTANCE is "dev" (FerretDB 27027, Redis 6389) or "test" (FerretDB 27127, Redis 6489; its data
-# is wiped at every start). The ports can be overridden with FERRETDB_PORT and REDIS_PORT.
+# INSTANCE is "dev" (FerretDB 27027, Redis 6389), "test" (FerretDB 27127, Redis 6489) or "bench"
+# (FerretDB 27227, Redis 6589); test and bench data is wiped at every start. The ports can be overridden with FERRETDB_PORT and REDIS_PORT.
 # State (pid files, logs, data, an env file) lives in .run/INSTANCE/.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -16,7 +16,8 @@ instance="${2:-dev}"
 case "$instance" in
   dev) default_mongo=27027 default_redis=6389 ;;
   test) default_mongo=27127 default_redis=6489 ;;
-  *) die "unknown instance '$instance' (dev or test)" ;;
+  bench) default_mongo=27227 default_redis=6589 ;;
+  *) die "unknown instance '$instance' (dev, test or bench)" ;;
 esac
 mongo_port="${FERRETDB_PORT:-$default_mongo}"
 redis_port="${REDIS_PORT:-$default_redis}"
@@ -76,7 +77,7 @@ ENV
 case "$action" in
   start)
     mkdir -p "$dir"
-    if [ "$instance" = test ] && ! running "$dir/ferretdb.pid"; then rm -rf "$dir/ferretdb-data"; fi
+    if [ "$instance" != dev ] && ! running "$dir/ferretdb.pid"; then rm -rf "$dir/ferretdb-data"; fi
     start_ferretdb
     start_redis
     write_env
@@ -91,5 +92,5 @@ case "$action" in
       if running "$dir/$name.pid"; then echo "$name: running (pid $(cat "$dir/$name.pid"))"; else echo "$name: stopped"; fi
     done
     ;;
-  *) die "usage: $0 start|stop|status [dev|test]" ;;
+  *) die "usage: $0 start|stop|status [dev|test|bench]" ;;
 esac

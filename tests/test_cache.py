@@ -105,7 +105,7 @@ async def test_disabled_means_every_read_loads_and_nothing_is_stored(redis: Redi
     for _ in range(3):
         await cache.get_or_load("t", key, loader)
     assert loader.calls == 3
-    assert await redis.keys(f"botsmith:cache:t:{key}*") == []
+    assert await redis.keys(f"botsmith:cache:v2:t:{key}*") == []
 
 
 @pytest.mark.anyio

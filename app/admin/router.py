@@ -17,7 +17,7 @@ from app.users.repository import RefreshTokenRepository, UserRepository
 from app.users.schemas import Role, UserOut, UserStatus
 
 
-def get_admin_service(resources: ResourcesDep) -> AdminService:
+async def get_admin_service(resources: ResourcesDep) -> AdminService:
     db, cache = resources.db, resources.cache
     return AdminService(
         UserRepository(db, cache),

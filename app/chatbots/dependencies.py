@@ -11,14 +11,14 @@ from app.core.resources import ResourcesDep
 from app.users.dependencies import CurrentUser
 
 
-def get_chatbot_repository(resources: ResourcesDep) -> ChatbotRepository:
+async def get_chatbot_repository(resources: ResourcesDep) -> ChatbotRepository:
     return ChatbotRepository(resources.db, resources.cache)
 
 
 ChatbotRepositoryDep = Annotated[ChatbotRepository, Depends(get_chatbot_repository)]
 
 
-def get_chatbot_service(chatbots: ChatbotRepositoryDep) -> ChatbotService:
+async def get_chatbot_service(chatbots: ChatbotRepositoryDep) -> ChatbotService:
     return ChatbotService(chatbots)
 
 
@@ -27,9 +27,10 @@ ChatbotId = Annotated[str, Path(max_length=64, description="The chatbot's id")]
 
 
 async def owned_chatbot(
-    chatbot_id: ChatbotId, user: CurrentUser, chatbots: ChatbotRepositoryDep
+    chatbot_id: ChatbotId, user: CurrentUser, resources: ResourcesDep
 ) -> Document:
     """The caller's chatbot; another owner's bot is a 404, exactly like a missing one."""
+    chatbots = ChatbotRepository(resources.db, resources.cache)
     chatbot = await chatbots.owned(user["id"], chatbot_id)
     if chatbot is None:
         raise ChatbotNotFoundError()

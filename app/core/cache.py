@@ -15,15 +15,18 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
-from bson import json_util
-from bson.json_util import JSONOptions
+import bson
+import bson.errors
+from bson.codec_options import CodecOptions
 from redis.exceptions import RedisError
 
 from app.core.db import Document
 from app.core.metrics import CACHE_REQUESTS
-from app.core.redis import RedisCircuit, RedisClient
+from app.core.redis import RedisBatcher, RedisCircuit, RedisClient
 
-_JSON = JSONOptions(tz_aware=True)
+_BSON: CodecOptions[Document] = CodecOptions(tz_aware=True)  # C-accelerated; keeps datetimes
+# The format version is in the key, so a release that changes the encoding never reads old values.
+_PREFIX = "botsmith:cache:v2:"
 _TOMBSTONE = b"\x00"
 TOMBSTONE_SECONDS = 10
 LOCK_SECONDS = 3
@@ -38,6 +41,7 @@ class Cache:
         self, redis: RedisClient | None, circuit: RedisCircuit, *, enabled: bool, ttl: int
     ) -> None:
         self._redis = redis
+        self._batcher = RedisBatcher(redis) if redis is not None else None
         self._circuit = circuit
         self.enabled = enabled
         self._ttl = ttl
@@ -47,7 +51,7 @@ class Cache:
     async def get_or_load(self, namespace: str, key: str, loader: Loader) -> Document | None:
         if not self.enabled:
             return await loader()
-        full_key = f"botsmith:cache:{namespace}:{key}"
+        full_key = f"{_PREFIX}{namespace}:{key}"
         if self._redis is not None and self._circuit.is_open:
             CACHE_REQUESTS.labels(namespace, "bypass").inc()
             return await loader()
@@ -58,8 +62,12 @@ class Cache:
             CACHE_REQUESTS.labels(namespace, "bypass").inc()
             return await loader()
         if raw is not None and raw != _TOMBSTONE:
-            CACHE_REQUESTS.labels(namespace, "hit").inc()
-            return _decode(raw)
+            document = _decode(raw)
+            if document is not None:
+                CACHE_REQUESTS.labels(namespace, "hit").inc()
+                return document
+            await self._discard(full_key)
+            raw = None
         CACHE_REQUESTS.labels(namespace, "miss").inc()
         if raw == _TOMBSTONE:
             return await loader()  # just invalidated: read through, store nothing yet
@@ -69,7 +77,7 @@ class Cache:
         if not self.enabled:
             return
         for key in keys:
-            full_key = f"botsmith:cache:{namespace}:{key}"
+            full_key = f"{_PREFIX}{namespace}:{key}"
             if self._redis is None:
                 self._store_local(full_key, _TOMBSTONE, TOMBSTONE_SECONDS, overwrite=True)
                 continue
@@ -101,14 +109,15 @@ class Cache:
             try:
                 if not await self._redis.set(f"{full_key}:lock", b"1", nx=True, ex=LOCK_SECONDS):
                     raw = await self._wait_for_peer(full_key)
-                    if raw is not None and raw != _TOMBSTONE:
-                        return _decode(raw)
+                    document = _decode(raw) if raw is not None and raw != _TOMBSTONE else None
+                    if document is not None:
+                        return document
             except RedisError as error:
                 self._circuit.record_failure("caching", error)
                 return await loader()
         value = await loader()
         if value is not None:
-            await self._put(full_key, json_util.dumps(value, json_options=_JSON).encode())
+            await self._put(full_key, bson.encode(value))
         return value
 
     async def _wait_for_peer(self, full_key: str) -> bytes | None:
@@ -128,9 +137,19 @@ class Cache:
                 return None
             self._local.move_to_end(full_key)
             return stored[1]
-        raw: bytes | None = await self._redis.get(full_key)
+        assert self._batcher is not None
+        raw: bytes | None = await self._batcher.execute("GET", full_key)
         self._circuit.record_success()
         return raw
+
+    async def _discard(self, full_key: str) -> None:
+        if self._redis is None:
+            self._local.pop(full_key, None)
+            return
+        try:
+            await self._redis.delete(full_key)
+        except RedisError as error:
+            self._circuit.record_failure("caching", error)
 
     async def _put(self, full_key: str, raw: bytes) -> None:
         ttl = max(1, round(self._ttl * random.uniform(0.9, 1.1)))
@@ -154,6 +173,9 @@ class Cache:
             self._local.popitem(last=False)
 
 
-def _decode(raw: bytes) -> Document:
-    document: Document = json_util.loads(raw, json_options=_JSON)
-    return document
+def _decode(raw: bytes) -> Document | None:
+    """The cached document, or None for bytes that are not one (treated as a miss)."""
+    try:
+        return bson.decode(raw, codec_options=_BSON)
+    except bson.errors.InvalidBSON:
+        return None

@@ -6,14 +6,15 @@ sliding window. One Lua script checks every policy and counts the request only w
 it: one Redis round trip per request. Without Redis the same arithmetic runs in-process.
 """
 
+import hashlib
 import math
 import time
 from dataclasses import dataclass
 
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from app.core.metrics import RATE_LIMIT_DECISIONS, RATE_LIMIT_FAIL_OPEN
-from app.core.redis import RedisCircuit, RedisClient
+from app.core.redis import RedisBatcher, RedisCircuit, RedisClient
 
 # KEYS: per policy, the current then the previous window's counter.
 # ARGV: now (ms), then per policy: limit, window (ms). Returns per policy: count after, allowed
@@ -71,6 +72,7 @@ class Policy:
 class Decision:
     allowed: bool
     policies: tuple[Policy, ...]
+    tightest: Policy
     remaining: int
     reset_seconds: int
     retry_after: int = 0
@@ -78,8 +80,7 @@ class Decision:
     def headers(self) -> list[tuple[bytes, bytes]]:
         """IETF RateLimit-Policy and RateLimit fields, plus Retry-After when refused."""
         policy = ", ".join(f'"{p.name}";q={p.limit};w={p.window_seconds}' for p in self.policies)
-        tightest = self.policies[0].name
-        limit = f'"{tightest}";r={self.remaining};t={self.reset_seconds}'
+        limit = f'"{self.tightest.name}";r={self.remaining};t={self.reset_seconds}'
         fields = [(b"ratelimit-policy", policy.encode()), (b"ratelimit", limit.encode())]
         if not self.allowed:
             fields.append((b"retry-after", str(self.retry_after).encode()))
@@ -103,12 +104,13 @@ class RateLimiter:
     def __init__(self, redis: RedisClient | None, circuit: RedisCircuit) -> None:
         self._redis = redis
         self._circuit = circuit
-        self._script = redis.register_script(_SLIDING_WINDOW) if redis is not None else None
+        self._sha = hashlib.sha1(_SLIDING_WINDOW.encode()).hexdigest()
+        self._batcher = RedisBatcher(redis) if redis is not None else None
         self._local: dict[str, tuple[int, int]] = {}  # key -> (window index, count)
 
     async def hit(self, identity: str, route_class: str, policies: tuple[Policy, ...]) -> Decision:
         now_ms = int(time.time() * 1000)
-        if self._script is None:
+        if self._redis is None:
             raw = self._hit_local(identity, policies, now_ms)
         else:
             if self._circuit.is_open:
@@ -118,7 +120,7 @@ class RateLimiter:
             for policy in policies:
                 args += [policy.limit, policy.window_seconds * 1000]
             try:
-                raw = await self._script(keys=keys, args=args)
+                raw = await self._run_script(keys, args)
             except RedisError as error:
                 self._circuit.record_failure("rate limiting", error)
                 return self._fail_open(route_class, policies)
@@ -127,21 +129,34 @@ class RateLimiter:
         RATE_LIMIT_DECISIONS.labels(route_class, "allowed" if decision.allowed else "limited").inc()
         return decision
 
+    async def _run_script(self, keys: list[str], args: list[int]) -> list[object]:
+        """EVALSHA through the batcher, loading the script on NOSCRIPT (first use, restarts)."""
+        assert self._batcher is not None
+        command = ("EVALSHA", self._sha, len(keys), *keys, *args)
+        try:
+            result = await self._batcher.execute(*command)
+        except NoScriptError:
+            assert self._redis is not None
+            await self._redis.script_load(_SLIDING_WINDOW)
+            result = await self._batcher.execute(*command)
+        return list(result)
+
     @staticmethod
     def _decide(raw: list[object], policies: tuple[Policy, ...], now_ms: int) -> Decision:
         allowed = _number(raw[0]) == 1
-        remaining, reset, retry_ms = None, 0, 0
+        tightest, remaining, reset, retry_ms = policies[0], None, 0, 0
         for i, policy in enumerate(policies):
             estimate = _number(raw[1 + 2 * i])
             retry_ms = max(retry_ms, int(_number(raw[2 + 2 * i])))
             left = max(0, math.floor(policy.limit - estimate))
             if remaining is None or left < remaining:
-                remaining = left
+                tightest, remaining = policy, left
                 window_ms = policy.window_seconds * 1000
                 reset = math.ceil((window_ms - now_ms % window_ms) / 1000)
         return Decision(
             allowed=allowed,
             policies=policies,
+            tightest=tightest,
             remaining=remaining or 0,
             reset_seconds=reset,
             retry_after=max(1, math.ceil(retry_ms / 1000)) if not allowed else 0,
@@ -150,8 +165,8 @@ class RateLimiter:
     def _fail_open(self, route_class: str, policies: tuple[Policy, ...]) -> Decision:
         RATE_LIMIT_FAIL_OPEN.inc()
         RATE_LIMIT_DECISIONS.labels(route_class, "fail_open").inc()
-        tightest = policies[0]
-        return Decision(True, policies, tightest.limit, tightest.window_seconds)
+        first = policies[0]
+        return Decision(True, policies, first, first.limit, first.window_seconds)
 
     def _hit_local(self, identity: str, policies: tuple[Policy, ...], now_ms: int) -> list[object]:
         """The Lua script's arithmetic, for a single process without Redis."""

@@ -1,10 +1,13 @@
 """The Redis client: created in the lifespan (after fork); absent when REDIS_URL is not set."""
 
+import asyncio
 import logging
 import time
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.backoff import ExponentialBackoff
+from redis.exceptions import RedisError
 from redis.retry import Retry
 
 from app.core.config import Settings
@@ -50,3 +53,48 @@ class RedisCircuit:
 
     def record_success(self) -> None:
         self._open_until = 0.0
+
+
+class RedisBatcher:
+    """Sends the commands issued during one event-loop turn together, in one pipeline.
+
+    Under load many requests need Redis at once; redis-py's per-call cost is then paid once per
+    batch instead of once per request. A lone command waits only until the loop's current turn
+    ends. A failed batch fails each of its commands with the same error.
+    """
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._queue: list[tuple[tuple[object, ...], asyncio.Future[Any]]] = []
+        self._sending: set[asyncio.Task[None]] = set()
+
+    async def execute(self, *command: object) -> Any:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._queue.append((command, future))
+        if len(self._queue) == 1:
+            loop.call_soon(self._flush)
+        return await future
+
+    def _flush(self) -> None:
+        batch, self._queue = self._queue, []
+        task = asyncio.create_task(self._send(batch))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _send(self, batch: list[tuple[tuple[object, ...], asyncio.Future[Any]]]) -> None:
+        results: list[Any]
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for command, _ in batch:
+                    pipe.execute_command(*command)
+                results = await pipe.execute(raise_on_error=False)
+        except RedisError as error:
+            results = [error] * len(batch)
+        for (_, future), result in zip(batch, results, strict=True):
+            if future.done():
+                continue
+            if isinstance(result, Exception):
+                future.set_exception(result)
+            else:
+                future.set_result(result)

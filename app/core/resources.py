@@ -22,7 +22,9 @@ class Resources:
     rate_limiter: RateLimiter
 
 
-def get_resources(request: Request) -> Resources:
+# Dependencies are coroutines on purpose: FastAPI runs plain functions in a thread pool, which
+# costs more than everything else a simple request does.
+async def get_resources(request: Request) -> Resources:
     resources: Resources = request.app.state.resources
     return resources
 

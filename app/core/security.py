@@ -2,9 +2,11 @@
 
 import hashlib
 import secrets
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 import jwt
 from argon2 import PasswordHasher
@@ -74,10 +76,22 @@ def create_access_token(settings: Settings, user_id: str, token_version: int) ->
 
 def decode_access_token(settings: Settings, token: str) -> AccessClaims | None:
     """The claims of a valid, unexpired access token, or None."""
+    verified = _verify(token, settings.jwt_secret.get_secret_value())
+    if verified is None:
+        return None
+    claims, expires_at = verified
+    return claims if time.time() < expires_at else None
+
+
+@lru_cache(maxsize=8192)
+def _verify(token: str, secret: str) -> tuple[AccessClaims, float] | None:
+    """Signature and shape checks, remembered per token: a client sends the same token many
+    times, and verifying it is the costliest step of a cached read. Expiry is checked by the
+    caller on every use."""
     try:
         claims = jwt.decode(
             token,
-            settings.jwt_secret.get_secret_value(),
+            secret,
             algorithms=[JWT_ALGORITHM],
             options={"require": ["sub", "exp", "iat", "ver", "typ"]},
         )
@@ -85,4 +99,6 @@ def decode_access_token(settings: Settings, token: str) -> AccessClaims | None:
         return None
     if claims["typ"] != "access" or not isinstance(claims["ver"], int):
         return None
-    return AccessClaims(user_id=str(claims["sub"]), token_version=claims["ver"])
+    return AccessClaims(user_id=str(claims["sub"]), token_version=claims["ver"]), float(
+        claims["exp"]
+    )

@@ -8,7 +8,7 @@ from app.health.schemas import HealthReport, Liveness, Readiness
 from app.health.service import HealthService
 
 
-def get_health_service(request: Request) -> HealthService:
+async def get_health_service(request: Request) -> HealthService:
     service: HealthService = request.app.state.health
     return service
 

@@ -24,15 +24,11 @@ BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme
 ApiKeyHeaderDep = Annotated[str | None, Depends(api_key_scheme)]
 
 
-def get_user_repository(resources: ResourcesDep) -> UserRepository:
-    return UserRepository(resources.db, resources.cache)
-
-
-def get_api_key_service(resources: ResourcesDep) -> ApiKeyService:
+async def get_api_key_service(resources: ResourcesDep) -> ApiKeyService:
     return ApiKeyService(ApiKeyRepository(resources.db))
 
 
-def get_auth_service(request: Request, resources: ResourcesDep) -> AuthService:
+async def get_auth_service(request: Request, resources: ResourcesDep) -> AuthService:
     throttle: FailureCounter = request.app.state.login_throttle
     return AuthService(
         UserRepository(resources.db, resources.cache),
@@ -42,7 +38,6 @@ def get_auth_service(request: Request, resources: ResourcesDep) -> AuthService:
     )
 
 
-UserRepositoryDep = Annotated[UserRepository, Depends(get_user_repository)]
 ApiKeyServiceDep = Annotated[ApiKeyService, Depends(get_api_key_service)]
 AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
 
@@ -58,16 +53,14 @@ def presented_api_key(
 
 
 async def current_user(
-    resources: ResourcesDep,
-    users: UserRepositoryDep,
-    keys: ApiKeyServiceDep,
-    bearer: BearerDep,
-    api_key: ApiKeyHeaderDep,
+    resources: ResourcesDep, bearer: BearerDep, api_key: ApiKeyHeaderDep
 ) -> Document:
     """The active user behind the access token; checked on every request, so a suspension or a
-    password change takes effect at once. An API key here is refused: keys serve bots only."""
+    password change takes effect at once. An API key here is refused: keys serve bots only.
+    (Runs on almost every request: its collaborators are built here, not as dependencies.)"""
     key_secret = presented_api_key(bearer, api_key)
     if key_secret is not None:
+        keys = ApiKeyService(ApiKeyRepository(resources.db))
         if await keys.authenticate(key_secret) is None:
             raise AuthenticationError("Invalid or revoked API key")
         raise ForbiddenError("API keys only authenticate a chatbot's chat and retrieval endpoints")
@@ -76,7 +69,7 @@ async def current_user(
     claims = decode_access_token(resources.settings, bearer.credentials)
     if claims is None:
         raise AuthenticationError("Invalid or expired access token")
-    user = await users.by_id(claims.user_id)
+    user = await UserRepository(resources.db, resources.cache).by_id(claims.user_id)
     if user is None or user["token_version"] != claims.token_version:
         raise AuthenticationError("Invalid or expired access token")
     if user["status"] != UserStatus.ACTIVE:
