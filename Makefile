@@ -17,13 +17,13 @@ stop:  ## stop the dev FerretDB and Redis
 	bash scripts/services.sh stop dev
 
 lint:  ## ruff and mypy only
-	.venv/bin/ruff check app tests
-	.venv/bin/ruff format --check app tests
+	.venv/bin/ruff check app operator tests
+	.venv/bin/ruff format --check app operator tests
 	.venv/bin/mypy
 
 format:
-	.venv/bin/ruff check --fix app tests
-	.venv/bin/ruff format app tests
+	.venv/bin/ruff check --fix app operator tests
+	.venv/bin/ruff format app operator tests
 
 clean:  ## remove local state (keeps the cached FerretDB binary)
 	bash scripts/services.sh stop dev

@@ -54,6 +54,17 @@ def _create_admin_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _indexes_command(args: argparse.Namespace) -> int:
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    from app.core.index_commands import run_indexes
+
+    report, complete = asyncio.run(
+        run_indexes(apply=args.action == "apply", allow_rebuild=args.allow_rebuild)
+    )
+    print(report)
+    return 0 if complete or not args.strict else 1
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="botsmith", description="BotSmith AI service commands")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -75,6 +86,18 @@ def _build_parser() -> argparse.ArgumentParser:
         "--password-stdin", action="store_true", help="read the password from standard input"
     )
     admin.set_defaults(handler=_create_admin_command)
+
+    indexes = commands.add_parser(
+        "indexes", help="compare the index catalogue with the database, or apply it"
+    )
+    indexes.add_argument("action", choices=["plan", "apply"])
+    indexes.add_argument(
+        "--allow-rebuild", action="store_true", help="rebuild indexes whose definition changed"
+    )
+    indexes.add_argument(
+        "--strict", action="store_true", help="exit 1 if an index failed or is mismatched"
+    )
+    indexes.set_defaults(handler=_indexes_command)
     return parser
 
 

@@ -26,6 +26,7 @@ from app.core.middleware import (
     TimeoutMiddleware,
 )
 from app.core.ratelimit import RateLimiter
+from app.core.read_policy import ReadRouter
 from app.core.redis import RedisCircuit, create_redis_client
 from app.core.resources import Resources
 from app.core.routes import RouteTemplates
@@ -44,7 +45,7 @@ async def prepare_database(resources: Resources, prepared: asyncio.Event) -> Non
         try:
             if resources.settings.mongo_ensure_indexes:
                 await ensure_indexes(resources.db)
-            chatbots = ChatbotRepository(resources.db, resources.cache)
+            chatbots = ChatbotRepository(resources.db, resources.cache, resources.reads)
             await ChatbotService(chatbots).resume_purges()
         except PyMongoError as error:
             logger.warning("database not prepared yet, retrying in %.1f s: %s", delay, error)
@@ -63,13 +64,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if redis is None:
         logger.warning("redis: %s; limits, cache and fan-out stay in-process", REDIS_FALLBACK)
     circuit = RedisCircuit(settings.redis_retry_after_failure_seconds)
+    db = mongo[settings.db_name]
     resources = Resources(
         settings=settings,
         mongo=mongo,
-        db=mongo[settings.db_name],
+        db=db,
         redis=redis,
         cache=Cache(redis, circuit, enabled=settings.cache_enabled, ttl=settings.cache_ttl),
         rate_limiter=RateLimiter(redis, circuit),
+        reads=ReadRouter(db, settings.read_policy_file),
     )
     app.state.resources = resources
     prepared = asyncio.Event()
@@ -80,11 +83,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.login_max_failures,
         settings.login_failure_window_seconds,
     )
-    preparation = asyncio.create_task(prepare_database(resources, prepared))
+    background = [
+        asyncio.create_task(prepare_database(resources, prepared)),
+        asyncio.create_task(resources.reads.watch(settings.read_policy_reload_seconds)),
+    ]
     try:
         yield
     finally:
-        preparation.cancel()
+        for task in background:
+            task.cancel()
         if redis is not None:
             await redis.aclose()
         await mongo.close()

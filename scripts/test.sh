@@ -14,8 +14,8 @@ source .run/test/env
 set +a
 
 log "ruff"
-.venv/bin/ruff check app tests
-.venv/bin/ruff format --check app tests
+.venv/bin/ruff check app operator tests
+.venv/bin/ruff format --check app operator tests
 log "mypy (strict)"
 .venv/bin/mypy
 log "pytest"

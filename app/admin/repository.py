@@ -1,11 +1,11 @@
 """Platform-wide counts over the product's collections."""
 
-from app.core.db import MongoDatabase
+from app.core.read_policy import ReadRouter
 
 
 class PlatformRepository:
-    def __init__(self, db: MongoDatabase) -> None:
-        self._db = db
+    def __init__(self, reads: ReadRouter) -> None:
+        self._db = reads.database("analytics")
 
     async def count(self, collection: str) -> int:
         return await self._db[collection].count_documents({})

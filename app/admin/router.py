@@ -18,12 +18,12 @@ from app.users.schemas import Role, UserOut, UserStatus
 
 
 async def get_admin_service(resources: ResourcesDep) -> AdminService:
-    db, cache = resources.db, resources.cache
+    db, cache, reads = resources.db, resources.cache, resources.reads
     return AdminService(
-        UserRepository(db, cache),
+        UserRepository(db, cache, reads),
         RefreshTokenRepository(db),
-        ChatbotRepository(db, cache),
-        PlatformRepository(db),
+        ChatbotRepository(db, cache, reads),
+        PlatformRepository(reads),
     )
 
 

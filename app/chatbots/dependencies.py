@@ -12,7 +12,7 @@ from app.users.dependencies import CurrentUser
 
 
 async def get_chatbot_repository(resources: ResourcesDep) -> ChatbotRepository:
-    return ChatbotRepository(resources.db, resources.cache)
+    return ChatbotRepository(resources.db, resources.cache, resources.reads)
 
 
 ChatbotRepositoryDep = Annotated[ChatbotRepository, Depends(get_chatbot_repository)]
@@ -30,7 +30,7 @@ async def owned_chatbot(
     chatbot_id: ChatbotId, user: CurrentUser, resources: ResourcesDep
 ) -> Document:
     """The caller's chatbot; another owner's bot is a 404, exactly like a missing one."""
-    chatbots = ChatbotRepository(resources.db, resources.cache)
+    chatbots = ChatbotRepository(resources.db, resources.cache, resources.reads)
     chatbot = await chatbots.owned(user["id"], chatbot_id)
     if chatbot is None:
         raise ChatbotNotFoundError()

@@ -7,6 +7,7 @@ from pymongo import ReturnDocument
 
 from app.core.cache import Cache
 from app.core.db import Document, MongoDatabase, without_id
+from app.core.read_policy import ReadRouter
 from app.core.schemas import after_cursor
 
 DELETING = "deleting"
@@ -18,9 +19,10 @@ _VISIBLE = {"status": {"$ne": DELETING}}
 class ChatbotRepository:
     """Chatbots by id are read through the cache; every write here invalidates the entry."""
 
-    def __init__(self, db: MongoDatabase, cache: Cache) -> None:
+    def __init__(self, db: MongoDatabase, cache: Cache, reads: ReadRouter) -> None:
         self._db = db
         self._chatbots = db["chatbots"]
+        self._listing = reads.database("listing")["chatbots"]
         self._cache = cache
 
     async def insert(self, chatbot: Document) -> None:
@@ -45,7 +47,7 @@ class ChatbotRepository:
         if name_contains:
             query["name"] = {"$regex": re.escape(name_contains), "$options": "i"}
         query.update(after_cursor(cursor))
-        found = self._chatbots.find(query, {"_id": 0}).sort([("created_at", -1), ("id", -1)])
+        found = self._listing.find(query, {"_id": 0}).sort([("created_at", -1), ("id", -1)])
         return await found.limit(limit).to_list()
 
     async def update_owned(
@@ -80,4 +82,4 @@ class ChatbotRepository:
         return [document["id"] for document in await found.to_list()]
 
     async def count(self) -> int:
-        return await self._chatbots.count_documents(_VISIBLE)
+        return await self._listing.count_documents(_VISIBLE)

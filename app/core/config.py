@@ -2,6 +2,7 @@
 
 from enum import StrEnum
 from functools import lru_cache
+from pathlib import Path
 from typing import Annotated, Self
 
 from pydantic import (
@@ -65,6 +66,8 @@ class Settings(BaseSettings):
     mongo_connect_timeout_ms: PositiveInt = 20_000
     mongo_server_selection_timeout_ms: PositiveInt = 5_000
     mongo_ensure_indexes: bool = True
+    read_policy_file: Path | None = None
+    read_policy_reload_seconds: PositiveFloat = 5.0
 
     # Redis; unset means single-process, in-process fallbacks
     redis_url: RedisDsn | None = None

@@ -59,6 +59,12 @@ CACHE_REQUESTS = Counter(
     "Cache look-ups by namespace and result (hit, miss, bypass when Redis is unavailable).",
     ["namespace", "result"],
 )
+READ_PREFERENCE = Gauge(
+    "botsmith_read_preference",
+    "1 for the read preference mode each workload uses now (from the read policy file).",
+    ["workload", "mode"],
+    multiprocess_mode="livemax",
+)
 MONGO_COMMAND_DURATION = Histogram(
     "botsmith_mongo_command_duration_seconds",
     "MongoDB command duration by command name and outcome.",

@@ -9,6 +9,7 @@ from app.core.cache import Cache
 from app.core.config import Settings
 from app.core.db import MongoClient, MongoDatabase
 from app.core.ratelimit import RateLimiter
+from app.core.read_policy import ReadRouter
 from app.core.redis import RedisClient
 
 
@@ -20,6 +21,7 @@ class Resources:
     redis: RedisClient | None
     cache: Cache
     rate_limiter: RateLimiter
+    reads: ReadRouter
 
 
 # Dependencies are coroutines on purpose: FastAPI runs plain functions in a thread pool, which

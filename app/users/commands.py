@@ -4,6 +4,7 @@ from app.core.cache import Cache
 from app.core.config import load_settings
 from app.core.db import create_mongo_client
 from app.core.indexes import ensure_indexes
+from app.core.read_policy import ReadRouter
 from app.core.redis import RedisCircuit, create_redis_client
 from app.core.security import hash_password, utcnow
 from app.users.repository import UserRepository
@@ -30,7 +31,7 @@ async def create_admin(account: AdminAccount) -> str:
             enabled=settings.cache_enabled,
             ttl=settings.cache_ttl,
         )
-        users = UserRepository(db, cache)
+        users = UserRepository(db, cache, ReadRouter(db, None))
         existing = await users.by_email(account.email)
         if existing is not None:
             fields: dict[str, object] = {

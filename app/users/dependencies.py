@@ -31,7 +31,7 @@ async def get_api_key_service(resources: ResourcesDep) -> ApiKeyService:
 async def get_auth_service(request: Request, resources: ResourcesDep) -> AuthService:
     throttle: FailureCounter = request.app.state.login_throttle
     return AuthService(
-        UserRepository(resources.db, resources.cache),
+        UserRepository(resources.db, resources.cache, resources.reads),
         RefreshTokenRepository(resources.db),
         resources.settings,
         throttle,
@@ -69,7 +69,9 @@ async def current_user(
     claims = decode_access_token(resources.settings, bearer.credentials)
     if claims is None:
         raise AuthenticationError("Invalid or expired access token")
-    user = await UserRepository(resources.db, resources.cache).by_id(claims.user_id)
+    user = await UserRepository(resources.db, resources.cache, resources.reads).by_id(
+        claims.user_id
+    )
     if user is None or user["token_version"] != claims.token_version:
         raise AuthenticationError("Invalid or expired access token")
     if user["status"] != UserStatus.ACTIVE:

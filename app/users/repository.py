@@ -8,6 +8,7 @@ from pymongo.errors import OperationFailure
 
 from app.core.cache import Cache
 from app.core.db import Document, MongoDatabase, is_duplicate_key, without_id
+from app.core.read_policy import ReadRouter
 from app.core.schemas import after_cursor
 from app.users.errors import EmailTakenError
 from app.users.schemas import Role, UserStatus
@@ -20,8 +21,9 @@ class UserRepository:
     """Users by id are read through the cache (every authenticated request needs one);
     every write here invalidates the entry, so a suspension applies at once."""
 
-    def __init__(self, db: MongoDatabase, cache: Cache) -> None:
-        self._users = db["users"]
+    def __init__(self, db: MongoDatabase, cache: Cache, reads: ReadRouter) -> None:
+        self._users = db["users"]  # auth reads: always the primary
+        self._listing = reads.database("listing")["users"]
         self._cache = cache
 
     async def insert(self, user: Document) -> None:
@@ -100,11 +102,11 @@ class UserRepository:
         if created:
             query["created_at"] = created
         query.update(after_cursor(cursor))
-        found = self._users.find(query, _PUBLIC).sort([("created_at", -1), ("id", -1)])
+        found = self._listing.find(query, _PUBLIC).sort([("created_at", -1), ("id", -1)])
         return await found.limit(limit).to_list()
 
     async def count(self) -> int:
-        return await self._users.count_documents({})
+        return await self._listing.count_documents({})
 
 
 class RefreshTokenRepository:

@@ -1,0 +1,49 @@
+"""The few Kubernetes API calls the operator makes besides kopf's own: read a Secret, write a
+ConfigMap."""
+
+import base64
+import json
+from typing import Any
+
+from kubernetes_asyncio import client, config
+from kubernetes_asyncio.client.exceptions import ApiException
+
+
+async def load_credentials() -> None:
+    """In-cluster service account, else the kubeconfig (KUBECONFIG or ~/.kube/config)."""
+    try:
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
+    except config.ConfigException:
+        await config.load_kube_config()
+
+
+async def read_secret_value(namespace: str, name: str, key: str) -> str:
+    async with client.ApiClient() as api:
+        secret = await client.CoreV1Api(api).read_namespaced_secret(name, namespace)
+    data = secret.data or {}
+    if key not in data:
+        raise KeyError(f"secret {namespace}/{name} has no key {key}")
+    return base64.b64decode(data[key]).decode()
+
+
+async def write_config_map(
+    namespace: str, name: str, owner: dict[str, Any], data: dict[str, Any]
+) -> None:
+    """Creates or replaces the ConfigMap, owned by the resource (so it goes when that goes)."""
+    body = client.V1ConfigMap(
+        metadata=client.V1ObjectMeta(
+            name=name,
+            namespace=namespace,
+            labels={"app.kubernetes.io/managed-by": "botsmith-operator"},
+            owner_references=[client.V1OwnerReference(**owner)],
+        ),
+        data={"read-policy.json": json.dumps(data, indent=2, sort_keys=True)},
+    )
+    async with client.ApiClient() as api:
+        core = client.CoreV1Api(api)
+        try:
+            await core.replace_namespaced_config_map(name, namespace, body)
+        except ApiException as error:
+            if error.status != 404:
+                raise
+            await core.create_namespaced_config_map(namespace, body)

@@ -1,0 +1,37 @@
+"""`botsmith-operator`: runs the handlers with a liveness endpoint and JSON logs."""
+
+import argparse
+import asyncio
+from collections.abc import Sequence
+
+import kopf
+
+import botsmith_operator.handlers  # noqa: F401  (registers the handlers)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="botsmith-operator", description=__doc__)
+    parser.add_argument(
+        "-n", "--namespace", action="append", default=[], help="watch this namespace (repeatable)"
+    )
+    parser.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace")
+    parser.add_argument(
+        "--liveness", default="http://0.0.0.0:8080/healthz", help="liveness endpoint URL"
+    )
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    if not args.namespace and not args.all_namespaces:
+        parser.error("give --namespace NAME (repeatable) or --all-namespaces")
+    kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.JSON)
+    asyncio.run(
+        kopf.operator(
+            standalone=True,
+            clusterwide=args.all_namespaces,
+            namespaces=args.namespace,
+            liveness_endpoint=args.liveness,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
