@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the service and its tests need, idempotently: the Python 3.13 virtualenv
-# with the locked dependencies, Debian's redis-server and prometheus, and the FerretDB binary.
+# with the locked dependencies, Debian's redis-server and prometheus, and the FerretDB and Helm
+# binaries (built from the Go module proxy, cached under .cache/bin).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -44,17 +45,26 @@ install_python() {
   touch "$stamp"
 }
 
-build_ferretdb() {
-  local src="$ROOT/tools/ferretdb"
-  if [ -x "$FERRETDB_BIN" ] && [ "$FERRETDB_BIN" -nt "$src/main.go" ] && [ "$FERRETDB_BIN" -nt "$src/go.sum" ]; then
+# build_go_tool NAME PACKAGE [LDFLAGS]: builds PACKAGE from tools/NAME (its go.mod pins the
+# version) into .cache/bin/NAME, once: again only when tools/NAME or this script changes.
+build_go_tool() {
+  local name="$1" package="$2" ldflags="${3:-}" src="$ROOT/tools/$1" binary="$CACHE_DIR/bin/$1"
+  if [ -x "$binary" ] && [ -z "$(find "$src" "$0" -newer "$binary" -type f)" ]; then
     return
   fi
-  command -v go >/dev/null 2>&1 || die "Go is required to build FerretDB (tools/ferretdb)"
-  log "building FerretDB (first build takes a minute or two)"
-  mkdir -p "$(dirname "$FERRETDB_BIN")"
-  (cd "$src" && go build -trimpath -o "$FERRETDB_BIN" .)
+  command -v go >/dev/null 2>&1 || die "Go is required to build $name (tools/$name)"
+  log "building $name (the first build takes a few minutes; cached in $CACHE_DIR/bin)"
+  mkdir -p "$CACHE_DIR/bin"
+  (cd "$src" && go build -trimpath -ldflags "$ldflags" -o "$binary" "$package")
 }
 
 install_debian_packages
 install_python
-build_ferretdb
+build_go_tool ferretdb .
+# The ldflags Helm's own release build sets: its version, and the Kubernetes version that
+# `helm template` and `helm lint` assume (the client-go line it is built with, 1.37).
+helm_ldflags="-X helm.sh/helm/v3/internal/version.version=v3.22.0"
+for pkg in chartutil lint/rules; do
+  helm_ldflags+=" -X helm.sh/helm/v3/pkg/$pkg.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/$pkg.k8sVersionMinor=37"
+done
+build_go_tool helm helm.sh/helm/v3/cmd/helm "$helm_ldflags"

@@ -2,6 +2,7 @@
 policy file it writes."""
 
 import json
+import subprocess
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -10,7 +11,12 @@ from typing import Any
 import pytest
 import yaml
 from app.core.db import MongoClient, MongoDatabase
-from app.core.indexes import InvalidIndexSetError, catalogue_text, load_catalogue
+from app.core.indexes import (
+    InvalidIndexSetError,
+    catalogue_text,
+    load_catalogue,
+    parse_index_set,
+)
 from pymongo import AsyncMongoClient
 
 from botsmith_operator.index_sets import reconcile_index_set
@@ -180,13 +186,28 @@ def test_the_catalogue_has_every_seed_index_and_at_least_25() -> None:
     } <= names
 
 
-def test_the_chart_carries_the_same_catalogue() -> None:
+def test_the_chart_renders_the_catalogue_into_the_default_index_set() -> None:
     chart_copy = ROOT / "charts/botsmith/files/indexes.yaml"
     assert chart_copy.read_text() == catalogue_text(), (
         "charts/botsmith/files/indexes.yaml differs from app/indexes.yaml: copy it over"
     )
-    template = (ROOT / "charts/botsmith/templates/mongoindexset.yaml").read_text()
-    assert '.Files.Get "files/indexes.yaml"' in template
+    rendered = subprocess.run(
+        [
+            str(ROOT / ".cache/bin/helm"),
+            "template",
+            "release",
+            str(ROOT / "charts/botsmith"),
+            "--show-only",
+            "templates/mongoindexset.yaml",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    index_set = yaml.safe_load(rendered)
+    assert index_set["kind"] == "MongoIndexSet"
+    assert index_set["spec"]["collections"] == yaml.safe_load(catalogue_text())["collections"]
+    assert parse_index_set(index_set["spec"]) == load_catalogue()
 
 
 def test_the_crd_schema_accepts_the_catalogue_as_a_spec() -> None:
