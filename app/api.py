@@ -4,10 +4,13 @@ from fastapi import APIRouter, FastAPI
 
 from app.admin.router import router as admin_router
 from app.apikeys.router import router as apikeys_router
+from app.chat.router import router as chat_router
 from app.chatbots.router import router as chatbots_router
 from app.core.metrics import metrics_router
 from app.health.router import api_router as health_api_router
 from app.health.router import probe_router
+from app.retrieval.router import router as retrieval_router
+from app.sources.router import router as sources_router
 from app.users.router import auth_router, users_router
 
 API_ROUTERS: tuple[APIRouter, ...] = (
@@ -17,6 +20,9 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     admin_router,
     chatbots_router,
     apikeys_router,
+    sources_router,
+    retrieval_router,
+    chat_router,
 )
 ROOT_ROUTERS: tuple[APIRouter, ...] = (probe_router, metrics_router)
 

@@ -65,6 +65,17 @@ def _indexes_command(args: argparse.Namespace) -> int:
     return 0 if complete or not args.strict else 1
 
 
+def _worker_command(args: argparse.Namespace) -> int:
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    from app.core.logging import setup_logging
+    from app.sources.worker import run_worker
+
+    settings = load_settings()
+    setup_logging(settings)
+    asyncio.run(run_worker(settings))
+    return 0
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="botsmith", description="BotSmith AI service commands")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -86,6 +97,9 @@ def _build_parser() -> argparse.ArgumentParser:
         "--password-stdin", action="store_true", help="read the password from standard input"
     )
     admin.set_defaults(handler=_create_admin_command)
+
+    worker = commands.add_parser("worker", help="process knowledge ingestion jobs from Redis")
+    worker.set_defaults(handler=_worker_command)
 
     indexes = commands.add_parser(
         "indexes", help="compare the index catalogue with the database, or apply it"

@@ -33,6 +33,9 @@ from app.core.routes import RouteTemplates
 from app.core.throttle import FailureCounter
 from app.core.tracing import setup_tracing
 from app.health.service import REDIS_FALLBACK, HealthService
+from app.retrieval.service import RetrievalIndexes
+from app.sources.dependencies import ingestion_service
+from app.sources.queue import IngestQueue
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +78,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         reads=ReadRouter(db, settings.read_policy_file),
     )
     app.state.resources = resources
+    app.state.ingest_queue = IngestQueue(
+        redis,
+        settings.ingest_stream,
+        run_locally=lambda source_id: ingestion_service(resources, None).process(source_id),
+    )
+    app.state.retrieval_indexes = RetrievalIndexes()
     prepared = asyncio.Event()
     app.state.health = HealthService(resources, prepared)
     app.state.login_throttle = FailureCounter(

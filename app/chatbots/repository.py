@@ -63,6 +63,11 @@ class ChatbotRepository:
         await self._cache.invalidate("chatbot", chatbot_id)
         return updated
 
+    async def bump_knowledge(self, chatbot_id: str) -> None:
+        """The bot's knowledge changed: retrieval indexes everywhere rebuild on their next use."""
+        await self._chatbots.update_one({"id": chatbot_id}, {"$inc": {"knowledge_version": 1}})
+        await self._cache.invalidate("chatbot", chatbot_id)
+
     async def mark_deleting(self, user_id: str, chatbot_id: str) -> bool:
         result = await self._chatbots.update_one(
             {"id": chatbot_id, "user_id": user_id, **_VISIBLE}, {"$set": {"status": DELETING}}

@@ -104,6 +104,13 @@ class Settings(BaseSettings):
     cache_enabled: bool = True
     cache_ttl: PositiveInt = 300
 
+    # Knowledge ingestion
+    ingest_max_file_bytes: PositiveInt = 10 * 1024 * 1024
+    ingest_max_sources_per_bot: PositiveInt = 200
+    ingest_max_chars_per_bot: PositiveInt = 5_000_000
+    ingest_stream: str = "botsmith:ingest"
+    ingest_reclaim_seconds: PositiveFloat = 60.0
+
     # Health checks: a short ping, its result shared for a moment
     health_check_timeout_seconds: PositiveFloat = 1.0
     health_cache_seconds: Annotated[float, Field(ge=0)] = 2.0

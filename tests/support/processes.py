@@ -44,6 +44,7 @@ class ManagedProcess:
         self._log: IO[bytes] | None = None
 
     def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             self.argv, stdout=self._log, stderr=subprocess.STDOUT, env=self.env, cwd=ROOT

@@ -1,0 +1,50 @@
+"""Chat: request, response and event models (one event schema for SSE and WebSockets)."""
+
+import json
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field
+
+from app.core.schemas import RequestModel
+
+SessionId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+class ChatRequest(RequestModel):
+    message: Annotated[str, Field(min_length=1, max_length=4000)]
+    conversation_id: Annotated[str, Field(max_length=64)] | None = None
+    session_id: SessionId | None = None
+    stream: bool = Field(default=False, description="Answer as Server-Sent Events")
+
+
+class Citation(BaseModel):
+    index: int = Field(description="The [n] marker in the answer")
+    source_id: str
+    chunk_id: str
+    title: str
+    heading: str
+    relevance: float
+
+
+class ChatResponse(BaseModel):
+    conversation_id: str
+    message_id: str
+    answer: str
+    answered: bool = Field(description="False when the bot said it does not know")
+    sources: list[Citation]
+    latency_ms: int
+
+
+EventName = Literal["start", "token", "sources", "end", "error"]
+
+
+class ChatEvent(BaseModel):
+    """start {conversation_id, message_id} → token {text}… → sources {sources} → end
+    {message_id, answered, latency_ms}; or error {message} in place of the rest."""
+
+    event: EventName
+    data: dict[str, object]
+
+    def sse(self) -> bytes:
+        data = json.dumps(self.data, separators=(",", ":"))
+        return f"event: {self.event}\ndata: {data}\n\n".encode()

@@ -1,0 +1,140 @@
+"""A chat turn: store the question, retrieve, answer (or say "I don't know"), store the answer,
+as one stream of events that the JSON, SSE and WebSocket endpoints all read."""
+
+import time
+from collections.abc import AsyncIterator
+
+from app.chat.providers import AnswerRequest, OfflineProvider
+from app.chat.repository import ConversationRepository
+from app.chat.schemas import ChatEvent, ChatRequest, ChatResponse, Citation
+from app.core.db import Document
+from app.core.errors import NotFoundError
+from app.core.security import new_id, utcnow
+from app.retrieval.service import RetrievalService
+
+I_DONT_KNOW = "I don't know the answer to that from the knowledge I have."
+
+
+class ConversationNotFoundError(NotFoundError):
+    def __init__(self) -> None:
+        super().__init__("No such conversation on this chatbot")
+
+
+class ChatService:
+    def __init__(
+        self,
+        conversations: ConversationRepository,
+        retrieval: RetrievalService,
+        provider: OfflineProvider,
+    ) -> None:
+        self._conversations = conversations
+        self._retrieval = retrieval
+        self._provider = provider
+
+    async def events(
+        self, chatbot: Document, request: ChatRequest, conversation: Document
+    ) -> AsyncIterator[ChatEvent]:
+        """The turn's events; `conversation` comes from open_conversation (called first, so a
+        wrong conversation id is a 404 before any event is sent)."""
+        started = time.perf_counter()
+        now = utcnow()
+        question = {
+            "id": new_id(),
+            "conversation_id": conversation["id"],
+            "chatbot_id": chatbot["id"],
+            "role": "user",
+            "content": request.message,
+            "timestamp": now,
+        }
+        await self._conversations.add_message(question, now)
+        answer_id = new_id()
+        yield ChatEvent(
+            event="start", data={"conversation_id": conversation["id"], "message_id": answer_id}
+        )
+
+        hits = await self._retrieval.retrieve(chatbot, request.message)
+        threshold = chatbot["retrieval"]["score_threshold"]
+        grounded = [hit for hit in hits if hit.relevance >= threshold]
+        answer = ""
+        if grounded:
+            provider_request = AnswerRequest(
+                question=request.message,
+                passages=grounded,
+                system_prompt=chatbot["system_prompt"],
+                max_tokens=chatbot["model"]["max_tokens"],
+            )
+            async for token in self._provider.stream(provider_request):
+                answer += token
+                yield ChatEvent(event="token", data={"text": token})
+        answered = bool(answer.strip())
+        if not answered:
+            answer = I_DONT_KNOW
+            yield ChatEvent(event="token", data={"text": answer})
+        citations = [
+            Citation(
+                index=number,
+                source_id=hit.source_id,
+                chunk_id=hit.chunk_id,
+                title=hit.title,
+                heading=hit.heading,
+                relevance=hit.relevance,
+            )
+            for number, hit in enumerate(grounded, start=1)
+            if answered and f"[{number}]" in answer
+        ]
+        yield ChatEvent(event="sources", data={"sources": [c.model_dump() for c in citations]})
+        latency_ms = round((time.perf_counter() - started) * 1000)
+        now = utcnow()
+        await self._conversations.add_message(
+            {
+                "id": answer_id,
+                "conversation_id": conversation["id"],
+                "chatbot_id": chatbot["id"],
+                "role": "assistant",
+                "content": answer,
+                "answered": answered,
+                "citations": [c.model_dump() for c in citations],
+                "retrieval_scores": [hit.relevance for hit in hits],
+                "latency_ms": latency_ms,
+                "tokens": {
+                    "prompt": len(request.message.split()),
+                    "completion": len(answer.split()),
+                },
+                "timestamp": now,
+            },
+            now,
+        )
+        yield ChatEvent(
+            event="end",
+            data={"message_id": answer_id, "answered": answered, "latency_ms": latency_ms},
+        )
+
+    async def answer(self, chatbot: Document, request: ChatRequest) -> ChatResponse:
+        """The same turn, collected into one JSON answer."""
+        data: dict[str, object] = {"answer": ""}
+        conversation = await self.open_conversation(chatbot, request)
+        async for event in self.events(chatbot, request, conversation):
+            if event.event == "token":
+                data["answer"] = str(data["answer"]) + str(event.data["text"])
+            else:
+                data.update(event.data)
+        return ChatResponse.model_validate(data)
+
+    async def open_conversation(self, chatbot: Document, request: ChatRequest) -> Document:
+        if request.conversation_id is not None:
+            found = await self._conversations.get(chatbot["id"], request.conversation_id)
+            if found is None:
+                raise ConversationNotFoundError()
+            return found
+        now = utcnow()
+        conversation = {
+            "id": new_id(),
+            "chatbot_id": chatbot["id"],
+            "user_id": chatbot["user_id"],
+            "session_id": request.session_id,
+            "started_at": now,
+            "last_message_at": now,
+            "message_count": 0,
+        }
+        await self._conversations.create(conversation)
+        return conversation

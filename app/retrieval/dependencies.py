@@ -1,0 +1,17 @@
+"""The retrieval service for a request."""
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from app.core.resources import ResourcesDep
+from app.retrieval.service import RetrievalIndexes, RetrievalService
+from app.sources.repository import SourceRepository
+
+
+async def get_retrieval_service(request: Request, resources: ResourcesDep) -> RetrievalService:
+    indexes: RetrievalIndexes = request.app.state.retrieval_indexes
+    return RetrievalService(SourceRepository(resources.db), indexes)
+
+
+RetrievalServiceDep = Annotated[RetrievalService, Depends(get_retrieval_service)]

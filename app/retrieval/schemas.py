@@ -1,0 +1,30 @@
+"""Retrieval: request and response models."""
+
+from typing import Annotated
+
+from pydantic import BaseModel, Field
+
+from app.core.schemas import RequestModel
+
+
+class RetrieveRequest(RequestModel):
+    query: Annotated[str, Field(min_length=1, max_length=2000)]
+    top_k: Annotated[int, Field(ge=1, le=20)] | None = None
+
+
+class RetrievedChunk(BaseModel):
+    chunk_id: str
+    source_id: str
+    title: str
+    heading: str
+    content: str
+    score: float = Field(description="BM25 score")
+    relevance: float = Field(
+        description="Share of the query's terms (weighted by rarity) that the chunk contains, "
+        "0..1; compared with the bot's score_threshold"
+    )
+
+
+class RetrieveResponse(BaseModel):
+    results: list[RetrievedChunk]
+    above_threshold: bool = Field(description="Whether the best result reaches the bot's threshold")

@@ -1,0 +1,74 @@
+"""A chatbot's knowledge sources, managed by its owner."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request, UploadFile, status
+
+from app.chatbots.dependencies import OwnedChatbot
+from app.core.errors import problem_responses
+from app.sources.dependencies import IngestionServiceDep
+from app.sources.schemas import QASourceCreate, SourceOut, TextSourceCreate
+from app.sources.service import FileTooLargeError
+
+router = APIRouter(
+    prefix="/chatbots/{chatbot_id}/sources",
+    tags=["knowledge"],
+    responses=problem_responses(404),
+)
+SourceId = Annotated[str, Path(max_length=64)]
+ACCEPTED = status.HTTP_202_ACCEPTED
+
+
+@router.post("/text", status_code=ACCEPTED, responses=problem_responses(409, 422))
+async def add_text(
+    body: TextSourceCreate, chatbot: OwnedChatbot, service: IngestionServiceDep
+) -> SourceOut:
+    """Adds plain text; it is chunked in the background (`status` goes pending → ready)."""
+    return await service.add_text(chatbot, body)
+
+
+@router.post("/qa", status_code=ACCEPTED, responses=problem_responses(409, 422))
+async def add_questions_and_answers(
+    body: QASourceCreate, chatbot: OwnedChatbot, service: IngestionServiceDep
+) -> SourceOut:
+    return await service.add_qa(chatbot, body)
+
+
+@router.post("/file", status_code=ACCEPTED, responses=problem_responses(409, 413, 415))
+async def add_file(
+    file: UploadFile, request: Request, chatbot: OwnedChatbot, service: IngestionServiceDep
+) -> SourceOut:
+    """Uploads a .txt, .md, .html, .csv, .pdf or .docx file (multipart field `file`)."""
+    limit = request.app.state.settings.ingest_max_file_bytes
+    data = await file.read(limit + 1)
+    if len(data) > limit:
+        raise FileTooLargeError(f"{file.filename} is larger than {limit} bytes")
+    return await service.add_file(chatbot, file.filename or "upload", data)
+
+
+@router.get("")
+async def list_sources(chatbot: OwnedChatbot, service: IngestionServiceDep) -> list[SourceOut]:
+    return await service.list(chatbot)
+
+
+@router.get("/{source_id}")
+async def get_source(
+    source_id: SourceId, chatbot: OwnedChatbot, service: IngestionServiceDep
+) -> SourceOut:
+    return await service.get(chatbot, source_id)
+
+
+@router.post("/{source_id}/resync", status_code=ACCEPTED)
+async def resync_source(
+    source_id: SourceId, chatbot: OwnedChatbot, service: IngestionServiceDep
+) -> SourceOut:
+    """Processes the source again; content that did not change is left as it is."""
+    return await service.resync(chatbot, source_id)
+
+
+@router.delete("/{source_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_source(
+    source_id: SourceId, chatbot: OwnedChatbot, service: IngestionServiceDep
+) -> None:
+    """Deletes the source and its chunks."""
+    await service.delete(chatbot, source_id)

@@ -1,0 +1,94 @@
+"""`botsmith worker`: processes ingestion jobs from the Redis Stream through a consumer group.
+
+At least once: a job is acknowledged only after its source is stored; a job whose worker died
+is claimed by another worker after INGEST_RECLAIM_SECONDS. Processing is idempotent (a source's
+chunks are replaced, and unchanged content is skipped), so a job done twice is done once.
+"""
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+
+from pymongo.errors import PyMongoError
+from redis.exceptions import RedisError, ResponseError
+
+from app.core.cache import Cache
+from app.core.config import Settings
+from app.core.db import create_mongo_client
+from app.core.indexes import ensure_indexes
+from app.core.ratelimit import RateLimiter
+from app.core.read_policy import ReadRouter
+from app.core.redis import RedisCircuit, create_redis_client
+from app.core.resources import Resources
+from app.sources.dependencies import ingestion_service
+from app.sources.queue import GROUP
+
+logger = logging.getLogger(__name__)
+
+
+async def run_worker(settings: Settings) -> None:
+    if settings.redis_url is None:
+        raise SystemExit("botsmith worker needs REDIS_URL (without it the API ingests in-process)")
+    mongo = create_mongo_client(settings)
+    redis = create_redis_client(settings)
+    assert redis is not None
+    circuit = RedisCircuit(settings.redis_retry_after_failure_seconds)
+    db = mongo[settings.db_name]
+    resources = Resources(
+        settings=settings,
+        mongo=mongo,
+        db=db,
+        redis=redis,
+        cache=Cache(redis, circuit, enabled=settings.cache_enabled, ttl=settings.cache_ttl),
+        rate_limiter=RateLimiter(redis, circuit),
+        reads=ReadRouter(db, settings.read_policy_file),
+    )
+    service = ingestion_service(resources, None)
+    stream, consumer = settings.ingest_stream, f"{socket.gethostname()}-{os.getpid()}"
+    reclaim_ms = int(settings.ingest_reclaim_seconds * 1000)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+
+    await ensure_indexes(db)
+    try:
+        await redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
+    except ResponseError as error:
+        if "BUSYGROUP" not in str(error):
+            raise
+    logger.info("worker %s reading %s (group %s)", consumer, stream, GROUP)
+    try:
+        while not stopping.is_set():
+            try:
+                # Jobs a dead worker left unacknowledged come first.
+                _, claimed, _ = await redis.xautoclaim(
+                    stream, GROUP, consumer, min_idle_time=reclaim_ms, start_id="0-0", count=10
+                )
+                fresh = await redis.xreadgroup(GROUP, consumer, {stream: ">"}, count=10, block=1000)
+            except RedisError as error:
+                logger.warning("redis unavailable, retrying: %s", error)
+                await asyncio.sleep(1)
+                continue
+            messages = list(claimed) + [m for _, batch in fresh or [] for m in batch]
+            for message_id, fields in messages:
+                source_id = fields[b"source_id"].decode()
+                logger.info("processing source %s (message %s)", source_id, message_id.decode())
+                try:
+                    await service.process(source_id)
+                except PyMongoError as error:
+                    # Transient: left unacknowledged, so it is claimed again later.
+                    logger.warning("source %s not processed, will retry: %s", source_id, error)
+                    continue
+                except Exception:
+                    logger.exception("source %s failed unexpectedly", source_id)
+                    await service.fail(source_id, "internal error while processing this source")
+                await redis.xack(stream, GROUP, message_id)
+                if stopping.is_set():
+                    break
+    finally:
+        await redis.aclose()
+        await mongo.close()
+        logger.info("worker %s stopped", consumer)

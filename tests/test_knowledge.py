@@ -1,0 +1,380 @@
+"""Knowledge ingestion and grounded chat, end to end: HTTP, the real `botsmith worker`,
+FerretDB and Redis."""
+
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from tests.conftest import Services
+from tests.support.api import (
+    Account,
+    assert_problem,
+    bearer,
+    create_api_key,
+    create_chatbot,
+    sign_up,
+)
+from tests.support.documents import docx, html, pdf
+from tests.support.processes import VENV_BIN, ApiServer, ManagedProcess, poll_until
+
+LIMITS = {
+    "INGEST_MAX_FILE_BYTES": "200000",
+    "INGEST_MAX_SOURCES_PER_BOT": "6",
+    "INGEST_RECLAIM_SECONDS": "1",
+}
+
+
+@pytest.fixture(scope="module")
+def knowledge_env(services: Services) -> dict[str, str]:
+    return {
+        "MONGO_URL": services.mongo_url,
+        "REDIS_URL": services.redis_url,
+        "DB_NAME": f"test_{uuid.uuid4().hex[:12]}",
+        # A stream of this module's own, so no other test's jobs are in it.
+        "INGEST_STREAM": f"test:ingest:{uuid.uuid4().hex[:8]}",
+        **LIMITS,
+    }
+
+
+@pytest.fixture(scope="module")
+def api(
+    knowledge_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ApiServer]:
+    with ApiServer(tmp_path_factory.mktemp("api"), knowledge_env, workers=2) as server:
+        server.wait_ready()
+        yield server
+
+
+def start_worker(env: dict[str, str], workdir: Path) -> ManagedProcess:
+    worker = ManagedProcess(
+        [str(VENV_BIN / "botsmith"), "worker"],
+        workdir / "worker.log",
+        {**os.environ, **env},
+    )
+    worker.start()
+    return worker
+
+
+@pytest.fixture(scope="module")
+def worker(
+    knowledge_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory, api: ApiServer
+) -> Iterator[ManagedProcess]:
+    process = start_worker(knowledge_env, tmp_path_factory.mktemp("worker"))
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def owner(client: httpx.Client) -> Account:
+    return sign_up(client)
+
+
+def wait_ready(
+    client: httpx.Client, owner: Account, chatbot_id: str, source_id: str
+) -> dict[str, Any]:
+    def status() -> dict[str, Any]:
+        response = client.get(
+            f"/api/chatbots/{chatbot_id}/sources/{source_id}", headers=owner.headers
+        )
+        body: dict[str, Any] = response.json()
+        return body
+
+    return poll_until(status, lambda s: s["status"] in {"ready", "failed"}, 30)
+
+
+def upload(
+    client: httpx.Client, owner: Account, chatbot_id: str, name: str, data: bytes
+) -> dict[str, Any]:
+    response = client.post(
+        f"/api/chatbots/{chatbot_id}/sources/file",
+        files={"file": (name, data)},
+        headers=owner.headers,
+    )
+    assert response.status_code == 202, response.text
+    source: dict[str, Any] = response.json()
+    assert source["status"] == "pending"
+    return source
+
+
+def ask(
+    client: httpx.Client, headers: dict[str, str], chatbot_id: str, question: str
+) -> dict[str, Any]:
+    response = client.post(
+        f"/api/chatbots/{chatbot_id}/chat", json={"message": question}, headers=headers
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+@pytest.mark.usefixtures("worker")
+def test_answers_come_from_uploaded_pdf_docx_and_html_and_cite_them(
+    client: httpx.Client, owner: Account
+) -> None:
+    chatbot = create_chatbot(client, owner, name="Store assistant")
+    bot = chatbot["id"]
+    files = {
+        "warranty.pdf": pdf(
+            ["Warranty", "The warranty covers manufacturing defects for two years."]
+        ),
+        "care.docx": docx(
+            "Care guide", {"Cleaning": "Clean the kettle with white vinegar once a month."}
+        ),
+        "delivery.html": html(
+            "Delivery", {"Carriers": "Parcels travel with DHL Express to every country."}
+        ),
+    }
+    sources = {name: upload(client, owner, bot, name, data) for name, data in files.items()}
+    for name, source in sources.items():
+        ready = wait_ready(client, owner, bot, source["id"])
+        assert ready["status"] == "ready", (name, ready)
+        assert ready["chunk_count"] >= 1
+        assert ready["progress"] == {"percent": 100, "chunks": ready["chunk_count"]}
+
+    cases = {
+        "How long does the warranty cover defects?": ("warranty.pdf", "two years"),
+        "How should I clean the kettle?": ("care.docx", "white vinegar"),
+        "Which carrier delivers parcels?": ("delivery.html", "DHL Express"),
+    }
+    for question, (name, phrase) in cases.items():
+        answer = ask(client, owner.headers, bot, question)
+        assert answer["answered"] is True, (question, answer)
+        assert phrase in answer["answer"]
+        assert answer["sources"][0]["source_id"] == sources[name]["id"]
+        assert "[1]" in answer["answer"]
+
+    html_chunks = client.post(
+        f"/api/chatbots/{bot}/retrieve",
+        json={"query": "tracking Home About"},
+        headers=owner.headers,
+    ).json()["results"]
+    assert all("tracking" not in hit["content"] for hit in html_chunks), (
+        "scripts and nav are dropped"
+    )
+
+
+@pytest.mark.usefixtures("worker")
+def test_a_question_outside_the_knowledge_gets_i_dont_know(
+    client: httpx.Client, owner: Account
+) -> None:
+    bot = create_chatbot(client, owner)["id"]
+    source = client.post(
+        f"/api/chatbots/{bot}/sources/text",
+        json={"title": "Hours", "text": "The shop opens at nine in the morning on weekdays."},
+        headers=owner.headers,
+    ).json()
+    wait_ready(client, owner, bot, source["id"])
+    answer = ask(client, owner.headers, bot, "What is the capital of Mongolia?")
+    assert answer["answered"] is False
+    assert answer["answer"] == "I don't know the answer to that from the knowledge I have."
+    assert answer["sources"] == []
+    assert ask(client, owner.headers, bot, "When does the shop open?")["answered"] is True
+
+
+@pytest.mark.usefixtures("worker")
+def test_qa_pairs_each_become_a_chunk_and_the_stream_sends_events_in_order(
+    client: httpx.Client, owner: Account
+) -> None:
+    bot = create_chatbot(client, owner)["id"]
+    source = client.post(
+        f"/api/chatbots/{bot}/sources/qa",
+        json={
+            "pairs": [
+                {
+                    "question": "Do you offer gift wrapping?",
+                    "answer": "Gift wrapping costs three euros per parcel.",
+                },
+                {
+                    "question": "Can I pay by invoice?",
+                    "answer": "Business customers can pay by invoice within 14 days.",
+                },
+            ]
+        },
+        headers=owner.headers,
+    ).json()
+    assert wait_ready(client, owner, bot, source["id"])["chunk_count"] == 2
+
+    events: list[tuple[str, dict[str, Any]]] = []
+    with client.stream(
+        "POST",
+        f"/api/chatbots/{bot}/chat",
+        json={"message": "How much is gift wrapping?"},
+        headers={**owner.headers, "Accept": "text/event-stream"},
+    ) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        name = ""
+        for line in response.iter_lines():
+            if line.startswith("event: "):
+                name = line.removeprefix("event: ")
+            elif line.startswith("data: "):
+                events.append((name, json.loads(line.removeprefix("data: "))))
+    names = [name for name, _ in events]
+    assert names[0] == "start"
+    assert names[-2:] == ["sources", "end"]
+    assert set(names[1:-2]) == {"token"}
+    assert len(names) - 3 > 3, "tokens arrive one by one"
+    text = "".join(data["text"] for name, data in events if name == "token")
+    assert "three euros" in text
+    assert events[-1][1]["message_id"] == events[0][1]["message_id"]
+    assert events[-1][1]["answered"] is True
+
+
+def _pending(queue: redis.Redis, stream: str) -> int:
+    summary: dict[str, Any] = queue.xpending(stream, "ingest")  # type: ignore[assignment]
+    return int(summary["pending"])
+
+
+def test_a_job_whose_worker_died_is_reclaimed_and_processed_once(
+    client: httpx.Client,
+    owner: Account,
+    knowledge_env: dict[str, str],
+    services: Services,
+    tmp_path: Path,
+) -> None:
+    env = {**knowledge_env, "INGEST_STREAM": f"test:ingest:{uuid.uuid4().hex[:8]}"}
+    with ApiServer(tmp_path / "api", env) as api_b, api_b.client() as other:
+        api_b.wait_ready()
+        bot = create_chatbot(other, owner)["id"]
+        source = other.post(
+            f"/api/chatbots/{bot}/sources/text",
+            json={"title": "Parking", "text": "Free parking is available behind the building."},
+            headers=owner.headers,
+        ).json()
+    # A worker takes the job and dies before acknowledging it.
+    queue = redis.Redis.from_url(services.redis_url)
+    queue.xgroup_create(env["INGEST_STREAM"], "ingest", id="0", mkstream=True)
+    taken: Any = queue.xreadgroup("ingest", "dead-worker", {env["INGEST_STREAM"]: ">"}, count=1)
+    assert taken, "the job was not in the stream"
+    assert taken[0][1][0][1][b"source_id"].decode() == source["id"]
+
+    survivor = start_worker(env, tmp_path / "w")
+    try:
+        ready = wait_ready(client, owner, bot, source["id"])
+        assert ready["status"] == "ready"
+        poll_until(lambda: _pending(queue, env["INGEST_STREAM"]), lambda n: n == 0, 10)
+        chunks = client.post(
+            f"/api/chatbots/{bot}/retrieve", json={"query": "parking"}, headers=owner.headers
+        ).json()["results"]
+        # The same job delivered again (at least once) changes nothing.
+        queue.xadd(env["INGEST_STREAM"], {"source_id": source["id"]})
+        poll_until(lambda: _pending(queue, env["INGEST_STREAM"]), lambda n: n == 0, 10)
+        again = client.post(
+            f"/api/chatbots/{bot}/retrieve", json={"query": "parking"}, headers=owner.headers
+        ).json()["results"]
+        assert [c["chunk_id"] for c in again] == [c["chunk_id"] for c in chunks]
+        assert len(again) == ready["chunk_count"] == 1
+    finally:
+        survivor.stop()
+        queue.close()
+    assert "reading" in survivor.output()
+
+
+@pytest.mark.usefixtures("worker")
+def test_deleting_a_source_removes_its_chunks_from_retrieval(
+    client: httpx.Client, owner: Account
+) -> None:
+    bot = create_chatbot(client, owner)["id"]
+    source = client.post(
+        f"/api/chatbots/{bot}/sources/text",
+        json={"title": "Pets", "text": "Dogs on a leash are welcome in the garden."},
+        headers=owner.headers,
+    ).json()
+    wait_ready(client, owner, bot, source["id"])
+    url = f"/api/chatbots/{bot}/retrieve"
+    assert client.post(url, json={"query": "dogs garden"}, headers=owner.headers).json()["results"]
+    assert (
+        client.delete(
+            f"/api/chatbots/{bot}/sources/{source['id']}", headers=owner.headers
+        ).status_code
+        == 204
+    )
+    assert (
+        client.post(url, json={"query": "dogs garden"}, headers=owner.headers).json()["results"]
+        == []
+    )
+    assert_problem(
+        client.get(f"/api/chatbots/{bot}/sources/{source['id']}", headers=owner.headers), 404
+    )
+
+
+def test_file_type_size_and_count_limits_are_clear_errors(
+    client: httpx.Client, owner: Account
+) -> None:
+    bot = create_chatbot(client, owner)["id"]
+    url = f"/api/chatbots/{bot}/sources/file"
+    body = assert_problem(
+        client.post(url, files={"file": ("tool.exe", b"MZ")}, headers=owner.headers), 415
+    )
+    assert ".pdf" in body["detail"]
+    too_big = b"x" * 200_001
+    assert_problem(
+        client.post(url, files={"file": ("big.txt", too_big)}, headers=owner.headers), 413
+    )
+    for n in range(6):
+        created = client.post(
+            f"/api/chatbots/{bot}/sources/text",
+            json={"title": f"t{n}", "text": "some words"},
+            headers=owner.headers,
+        )
+        assert created.status_code == 202
+    over = client.post(
+        f"/api/chatbots/{bot}/sources/text", json={"title": "t", "text": "x"}, headers=owner.headers
+    )
+    assert "already has 6 sources" in assert_problem(over, 409)["detail"]
+
+
+@pytest.mark.usefixtures("worker")
+def test_a_damaged_pdf_fails_with_the_reason(client: httpx.Client, owner: Account) -> None:
+    bot = create_chatbot(client, owner)["id"]
+    source = upload(client, owner, bot, "broken.pdf", b"%PDF-1.4 this is not really a pdf")
+    failed = wait_ready(client, owner, bot, source["id"])
+    assert failed["status"] == "failed"
+    assert "broken.pdf" in failed["error"]
+
+
+@pytest.mark.usefixtures("worker")
+def test_a_bots_api_key_may_retrieve_and_chat_for_that_bot(
+    client: httpx.Client, owner: Account
+) -> None:
+    bot = create_chatbot(client, owner)["id"]
+    source = client.post(
+        f"/api/chatbots/{bot}/sources/text",
+        json={"title": "Phone", "text": "Call support on weekdays between eight and six."},
+        headers=owner.headers,
+    ).json()
+    wait_ready(client, owner, bot, source["id"])
+    key = create_api_key(client, owner, bot)["key"]
+    assert (
+        client.post(
+            f"/api/chatbots/{bot}/retrieve", json={"query": "call support"}, headers=bearer(key)
+        ).status_code
+        == 200
+    )
+    assert ask(client, {"X-API-Key": key}, bot, "When can I call support?")["answered"] is True
+    assert_problem(client.get(f"/api/chatbots/{bot}/sources", headers=bearer(key)), 403)
+
+
+def test_without_redis_the_api_ingests_in_process(services: Services, tmp_path: Path) -> None:
+    env = {
+        "MONGO_URL": services.mongo_url,
+        "REDIS_URL": "",
+        "DB_NAME": f"test_{uuid.uuid4().hex[:12]}",
+    }
+    with ApiServer(tmp_path, env) as solo, solo.client() as client:
+        solo.wait_ready()
+        owner = sign_up(client)
+        bot = create_chatbot(client, owner)["id"]
+        source = client.post(
+            f"/api/chatbots/{bot}/sources/text",
+            json={"title": "Bikes", "text": "Bicycles can be rented at the front desk."},
+            headers=owner.headers,
+        ).json()
+        assert wait_ready(client, owner, bot, source["id"])["status"] == "ready"
+        assert ask(client, owner.headers, bot, "Where can I rent bicycles?")["answered"] is True
