@@ -378,3 +378,103 @@ def test_without_redis_the_api_ingests_in_process(services: Services, tmp_path: 
         ).json()
         assert wait_ready(client, owner, bot, source["id"])["status"] == "ready"
         assert ask(client, owner.headers, bot, "Where can I rent bicycles?")["answered"] is True
+
+
+@pytest.mark.usefixtures("worker")
+def test_conversations_are_listed_paged_rated_exported_and_deleted(
+    client: httpx.Client, owner: Account
+) -> None:
+    bot = create_chatbot(client, owner)["id"]
+    source = client.post(
+        f"/api/chatbots/{bot}/sources/text",
+        json={
+            "title": "Menu",
+            "text": "Breakfast is served from seven to ten. Lunch starts at noon.",
+        },
+        headers=owner.headers,
+    ).json()
+    wait_ready(client, owner, bot, source["id"])
+    first = ask(client, owner.headers, bot, "When is breakfast served?")
+    conversation = first["conversation_id"]
+    second = client.post(
+        f"/api/chatbots/{bot}/chat",
+        json={"message": "When does lunch start?", "conversation_id": conversation},
+        headers=owner.headers,
+    ).json()
+    assert second["conversation_id"] == conversation
+    ask(client, owner.headers, bot, "Do you serve dinner?")  # a second conversation
+
+    listed = client.get(
+        f"/api/chatbots/{bot}/conversations", params={"limit": 1}, headers=owner.headers
+    ).json()
+    assert len(listed["items"]) == 1
+    assert listed["next_cursor"]
+    rest = client.get(
+        f"/api/chatbots/{bot}/conversations",
+        params={"cursor": listed["next_cursor"]},
+        headers=owner.headers,
+    ).json()
+    ids = [c["id"] for c in listed["items"] + rest["items"]]
+    assert len(ids) == 2
+    assert conversation in ids
+
+    page = client.get(
+        f"/api/chatbots/{bot}/conversations/{conversation}",
+        params={"limit": 3},
+        headers=owner.headers,
+    ).json()
+    assert [m["role"] for m in page["messages"]] == ["user", "assistant", "user"]
+    assert page["conversation"]["message_count"] == 4
+    more = client.get(
+        f"/api/chatbots/{bot}/conversations/{conversation}",
+        params={"after": page["next_after"]},
+        headers=owner.headers,
+    ).json()
+    assert [m["id"] for m in more["messages"]] == [second["message_id"]]
+    assert more["next_after"] is None
+    assert more["messages"][0]["citations"][0]["source_id"] == source["id"]
+
+    rated = client.post(
+        f"/api/chatbots/{bot}/messages/{first['message_id']}/feedback",
+        json={"rating": "down", "comment": "Too short"},
+        headers=owner.headers,
+    )
+    assert rated.status_code == 200
+    assert rated.json()["feedback"] == {"rating": "down", "comment": "Too short"}
+    assert_problem(
+        client.post(
+            f"/api/chatbots/{bot}/messages/nope/feedback",
+            json={"rating": "up"},
+            headers=owner.headers,
+        ),
+        404,
+    )
+
+    jsonl = client.get(f"/api/chatbots/{bot}/conversations/export", headers=owner.headers)
+    rows = [json.loads(line) for line in jsonl.text.splitlines()]
+    assert len(rows) == 6
+    assert {row["rating"] for row in rows if row["id"] == first["message_id"]} == {"down"}
+    csv_export = client.get(
+        f"/api/chatbots/{bot}/conversations/export", params={"format": "csv"}, headers=owner.headers
+    )
+    assert csv_export.headers["content-type"].startswith("text/csv")
+    lines = csv_export.text.strip().splitlines()
+    assert lines[0] == "conversation_id,id,timestamp,role,content,answered,rating"
+    assert len(lines) == 7
+
+    assert (
+        client.delete(
+            f"/api/chatbots/{bot}/conversations/{conversation}", headers=owner.headers
+        ).status_code
+        == 204
+    )
+    assert_problem(
+        client.get(f"/api/chatbots/{bot}/conversations/{conversation}", headers=owner.headers), 404
+    )
+    for stream in (False, True):
+        unknown = client.post(
+            f"/api/chatbots/{bot}/chat",
+            json={"message": "hi", "conversation_id": conversation, "stream": stream},
+            headers=owner.headers,
+        )
+        assert_problem(unknown, 404)

@@ -1,14 +1,20 @@
 """The only code that touches the conversations and messages collections."""
 
+from collections.abc import AsyncIterator
 from datetime import datetime
+from typing import Any
 
 from app.core.db import Document, MongoDatabase
+from app.core.read_policy import ReadRouter
+from app.core.schemas import after_cursor
 
 
 class ConversationRepository:
-    def __init__(self, db: MongoDatabase) -> None:
+    def __init__(self, db: MongoDatabase, reads: ReadRouter) -> None:
         self._conversations = db["conversations"]
         self._messages = db["messages"]
+        # Listings and exports may read from secondaries, as the read policy says.
+        self._reading = reads.database("conversations")
 
     async def get(self, chatbot_id: str, conversation_id: str) -> Document | None:
         query = {"id": conversation_id, "chatbot_id": chatbot_id}
@@ -22,4 +28,38 @@ class ConversationRepository:
         await self._conversations.update_one(
             {"id": message["conversation_id"]},
             {"$set": {"last_message_at": now}, "$inc": {"message_count": 1}},
+        )
+
+    async def list_for_chatbot(
+        self, chatbot_id: str, cursor: str | None, limit: int
+    ) -> list[Document]:
+        query: dict[str, Any] = {"chatbot_id": chatbot_id, **after_cursor(cursor, "started_at")}
+        found = self._reading["conversations"].find(query, {"_id": 0})
+        return await found.sort([("started_at", -1), ("id", -1)]).limit(limit).to_list()
+
+    async def messages(
+        self, conversation_id: str, after: datetime | None, limit: int
+    ) -> list[Document]:
+        query: dict[str, Any] = {"conversation_id": conversation_id}
+        if after is not None:
+            query["timestamp"] = {"$gt": after}
+        found = self._reading["messages"].find(query, {"_id": 0})
+        return await found.sort([("timestamp", 1), ("id", 1)]).limit(limit).to_list()
+
+    async def all_messages(self, chatbot_id: str) -> AsyncIterator[Document]:
+        """Every message of the bot, oldest first, read in batches (for exports)."""
+        found = self._reading["messages"].find({"chatbot_id": chatbot_id}, {"_id": 0})
+        async for message in found.sort([("timestamp", 1), ("id", 1)]).batch_size(500):
+            yield message
+
+    async def delete(self, conversation_id: str) -> None:
+        await self._messages.delete_many({"conversation_id": conversation_id})
+        await self._conversations.delete_one({"id": conversation_id})
+
+    async def set_feedback(
+        self, chatbot_id: str, message_id: str, feedback: Document
+    ) -> Document | None:
+        return await self._messages.find_one_and_update(
+            {"id": message_id, "chatbot_id": chatbot_id, "role": "assistant"},
+            {"$set": {"feedback": feedback}},
         )

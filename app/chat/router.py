@@ -1,28 +1,46 @@
 """Chat with a bot: JSON, or Server-Sent Events when asked."""
 
 from collections.abc import AsyncIterator
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header
+from fastapi import APIRouter, Depends, Header, Path, Query
 from fastapi.responses import StreamingResponse
 
 from app.chat.providers import OfflineProvider
 from app.chat.repository import ConversationRepository
-from app.chat.schemas import ChatEvent, ChatRequest, ChatResponse
-from app.chat.service import ChatService
-from app.chatbots.dependencies import BotCaller
+from app.chat.schemas import (
+    ChatEvent,
+    ChatRequest,
+    ChatResponse,
+    ConversationDetail,
+    ConversationOut,
+    Feedback,
+    MessageOut,
+)
+from app.chat.service import ChatService, ConversationService
+from app.chatbots.dependencies import BotCaller, OwnedChatbot
 from app.core.errors import problem_responses
 from app.core.resources import ResourcesDep
+from app.core.schemas import Cursor, Limit, Page
 from app.retrieval.dependencies import RetrievalServiceDep
 
 router = APIRouter(prefix="/chatbots/{chatbot_id}", tags=["chat"])
 
 
 async def get_chat_service(resources: ResourcesDep, retrieval: RetrievalServiceDep) -> ChatService:
-    return ChatService(ConversationRepository(resources.db), retrieval, OfflineProvider())
+    conversations = ConversationRepository(resources.db, resources.reads)
+    return ChatService(conversations, retrieval, OfflineProvider(), resources.redis)
+
+
+async def get_conversation_service(resources: ResourcesDep) -> ConversationService:
+    conversations = ConversationRepository(resources.db, resources.reads)
+    return ConversationService(conversations, resources.redis)
 
 
 ChatServiceDep = Annotated[ChatService, Depends(get_chat_service)]
+ConversationServiceDep = Annotated[ConversationService, Depends(get_conversation_service)]
+ItemId = Annotated[str, Path(max_length=64)]
 
 
 @router.post(
@@ -48,6 +66,62 @@ async def chat(
             _sse(events), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
         )
     return await service.answer(chatbot, body)
+
+
+@router.get("/conversations", responses=problem_responses(404))
+async def list_conversations(
+    chatbot: OwnedChatbot,
+    service: ConversationServiceDep,
+    limit: Limit = 20,
+    cursor: Cursor = None,
+) -> Page[ConversationOut]:
+    """The bot's conversations, most recent first."""
+    return await service.list(chatbot, cursor, limit)
+
+
+@router.get("/conversations/export", responses=problem_responses(404))
+async def export_conversations(
+    chatbot: OwnedChatbot,
+    service: ConversationServiceDep,
+    format: Annotated[Literal["jsonl", "csv"], Query()] = "jsonl",
+) -> StreamingResponse:
+    """Every message of the bot, streamed as JSON Lines or CSV."""
+    media = "application/x-ndjson" if format == "jsonl" else "text/csv"
+    filename = f"conversations-{chatbot['id']}.{format}"
+    return StreamingResponse(
+        service.export(chatbot, format),
+        media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@router.get("/conversations/{conversation_id}", responses=problem_responses(404))
+async def get_conversation(
+    conversation_id: ItemId,
+    chatbot: OwnedChatbot,
+    service: ConversationServiceDep,
+    after: Annotated[datetime | None, Query(description="From the previous page")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> ConversationDetail:
+    """A conversation with its messages, oldest first, paginated."""
+    return await service.detail(chatbot, conversation_id, after, limit)
+
+
+@router.delete(
+    "/conversations/{conversation_id}", status_code=204, responses=problem_responses(404)
+)
+async def delete_conversation(
+    conversation_id: ItemId, chatbot: OwnedChatbot, service: ConversationServiceDep
+) -> None:
+    await service.delete(chatbot, conversation_id)
+
+
+@router.post("/messages/{message_id}/feedback", responses=problem_responses(401, 404, 422))
+async def give_feedback(
+    message_id: ItemId, body: Feedback, chatbot: BotCaller, service: ConversationServiceDep
+) -> MessageOut:
+    """Thumbs up or down, with an optional comment, on one of the bot's answers."""
+    return await service.feedback(chatbot, message_id, body)
 
 
 async def _sse(events: AsyncIterator[ChatEvent]) -> AsyncIterator[bytes]:

@@ -1,6 +1,7 @@
 """Chat: request, response and event models (one event schema for SSE and WebSockets)."""
 
 import json
+from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
@@ -48,3 +49,37 @@ class ChatEvent(BaseModel):
     def sse(self) -> bytes:
         data = json.dumps(self.data, separators=(",", ":"))
         return f"event: {self.event}\ndata: {data}\n\n".encode()
+
+
+class ConversationOut(BaseModel):
+    id: str
+    chatbot_id: str
+    session_id: str | None
+    started_at: datetime
+    last_message_at: datetime
+    message_count: int
+
+
+class MessageOut(BaseModel):
+    id: str
+    conversation_id: str
+    role: Literal["user", "assistant"]
+    content: str
+    timestamp: datetime
+    answered: bool | None = None
+    citations: list[Citation] = Field(default_factory=list)
+    latency_ms: int | None = None
+    feedback: "Feedback | None" = None
+
+
+class Feedback(RequestModel):
+    rating: Literal["up", "down"]
+    comment: Annotated[str, Field(max_length=2000)] | None = None
+
+
+class ConversationDetail(BaseModel):
+    conversation: ConversationOut
+    messages: list[MessageOut]
+    next_after: datetime | None = Field(
+        default=None, description="Pass as `after` for the next page of messages; null at the end"
+    )

@@ -1,14 +1,30 @@
 """A chat turn: store the question, retrieve, answer (or say "I don't know"), store the answer,
 as one stream of events that the JSON, SSE and WebSocket endpoints all read."""
 
+import csv
+import io
+import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
 
 from app.chat.providers import AnswerRequest, OfflineProvider
 from app.chat.repository import ConversationRepository
-from app.chat.schemas import ChatEvent, ChatRequest, ChatResponse, Citation
+from app.chat.schemas import (
+    ChatEvent,
+    ChatRequest,
+    ChatResponse,
+    Citation,
+    ConversationDetail,
+    ConversationOut,
+    Feedback,
+    MessageOut,
+)
 from app.core.db import Document
 from app.core.errors import NotFoundError
+from app.core.events import publish_event
+from app.core.redis import RedisClient
+from app.core.schemas import Page, encode_cursor
 from app.core.security import new_id, utcnow
 from app.retrieval.service import RetrievalService
 
@@ -26,10 +42,12 @@ class ChatService:
         conversations: ConversationRepository,
         retrieval: RetrievalService,
         provider: OfflineProvider,
+        redis: RedisClient | None,
     ) -> None:
         self._conversations = conversations
         self._retrieval = retrieval
         self._provider = provider
+        self._redis = redis
 
     async def events(
         self, chatbot: Document, request: ChatRequest, conversation: Document
@@ -137,4 +155,98 @@ class ChatService:
             "message_count": 0,
         }
         await self._conversations.create(conversation)
+        await publish_event(
+            self._redis,
+            chatbot["user_id"],
+            {
+                "type": "conversation.started",
+                "chatbot_id": chatbot["id"],
+                "conversation_id": conversation["id"],
+            },
+        )
         return conversation
+
+
+class MessageNotFoundError(NotFoundError):
+    def __init__(self) -> None:
+        super().__init__("No such answer on this chatbot")
+
+
+class ConversationService:
+    def __init__(self, conversations: ConversationRepository, redis: RedisClient | None) -> None:
+        self._conversations = conversations
+        self._redis = redis
+
+    async def list(
+        self, chatbot: Document, cursor: str | None, limit: int
+    ) -> Page[ConversationOut]:
+        found = await self._conversations.list_for_chatbot(chatbot["id"], cursor, limit + 1)
+        items = [ConversationOut(**c) for c in found[:limit]]
+        last = found[limit - 1] if len(found) > limit else None
+        return Page(
+            items=items,
+            next_cursor=encode_cursor(last["started_at"], last["id"]) if last else None,
+        )
+
+    async def detail(
+        self, chatbot: Document, conversation_id: str, after: datetime | None, limit: int
+    ) -> ConversationDetail:
+        conversation = await self._conversations.get(chatbot["id"], conversation_id)
+        if conversation is None:
+            raise ConversationNotFoundError()
+        found = await self._conversations.messages(conversation_id, after, limit + 1)
+        messages = [MessageOut(**m) for m in found[:limit]]
+        return ConversationDetail(
+            conversation=ConversationOut(**conversation),
+            messages=messages,
+            next_after=messages[-1].timestamp if len(found) > limit else None,
+        )
+
+    async def delete(self, chatbot: Document, conversation_id: str) -> None:
+        if await self._conversations.get(chatbot["id"], conversation_id) is None:
+            raise ConversationNotFoundError()
+        await self._conversations.delete(conversation_id)
+
+    async def feedback(self, chatbot: Document, message_id: str, feedback: Feedback) -> MessageOut:
+        stored = feedback.model_dump() | {"at": utcnow()}
+        message = await self._conversations.set_feedback(chatbot["id"], message_id, stored)
+        if message is None:
+            raise MessageNotFoundError()
+        await publish_event(
+            self._redis,
+            chatbot["user_id"],
+            {
+                "type": "feedback.received",
+                "chatbot_id": chatbot["id"],
+                "message_id": message_id,
+                "rating": feedback.rating,
+            },
+        )
+        message.pop("_id", None)
+        return MessageOut(**{**message, "feedback": feedback})
+
+    async def export(self, chatbot: Document, kind: str) -> AsyncIterator[bytes]:
+        """Every message of the bot as JSON Lines or CSV, produced as it is read."""
+        columns = ["conversation_id", "id", "timestamp", "role", "content", "answered", "rating"]
+        if kind == "csv":
+            yield _csv_row(columns)
+        async for message in self._conversations.all_messages(chatbot["id"]):
+            row = {
+                "conversation_id": message["conversation_id"],
+                "id": message["id"],
+                "timestamp": message["timestamp"].isoformat(),
+                "role": message["role"],
+                "content": message["content"],
+                "answered": message.get("answered"),
+                "rating": (message.get("feedback") or {}).get("rating"),
+            }
+            if kind == "csv":
+                yield _csv_row([row[column] for column in columns])
+            else:
+                yield (json.dumps(row) + "\n").encode()
+
+
+def _csv_row(values: Sequence[object]) -> bytes:
+    out = io.StringIO()
+    csv.writer(out).writerow(["" if value is None else value for value in values])
+    return out.getvalue().encode()

@@ -2,7 +2,6 @@
 
 import asyncio
 import hashlib
-import json
 import logging
 from http import HTTPStatus
 
@@ -12,6 +11,7 @@ from app.chatbots.repository import ChatbotRepository
 from app.core.config import Settings
 from app.core.db import Document
 from app.core.errors import DomainError, NotFoundError
+from app.core.events import publish_event
 from app.core.redis import RedisClient
 from app.core.security import new_id, utcnow
 from app.sources.chunking import chunk_text
@@ -52,10 +52,6 @@ class SourceNotFoundError(NotFoundError):
 def source_out(source: Document) -> SourceOut:
     filename = (source.get("file") or {}).get("filename")
     return SourceOut.model_validate({**source, "filename": filename})
-
-
-def events_channel(user_id: str) -> str:
-    return f"botsmith:events:user:{user_id}"
 
 
 class IngestionService:
@@ -246,8 +242,6 @@ class IngestionService:
         await self._sources.set_status(source_id, SourceStatus.FAILED, utcnow(), error=reason)
 
     async def _publish(self, source: Document, state: str, percent: int, **extra: object) -> None:
-        if self._redis is None:
-            return
         event = {
             "type": "source.progress",
             "chatbot_id": source["chatbot_id"],
@@ -256,7 +250,4 @@ class IngestionService:
             "percent": percent,
             **extra,
         }
-        try:
-            await self._redis.publish(events_channel(source["user_id"]), json.dumps(event))
-        except Exception as error:  # events are best effort; the source's status is the record
-            logger.warning("could not publish an ingestion event: %s", error)
+        await publish_event(self._redis, source["user_id"], event)
