@@ -4,6 +4,7 @@ from fastapi import APIRouter, FastAPI
 
 from app.admin.router import router as admin_router
 from app.apikeys.router import router as apikeys_router
+from app.chat.public import router as public_chat_router
 from app.chat.router import router as chat_router
 from app.chatbots.router import router as chatbots_router
 from app.core.metrics import metrics_router
@@ -23,6 +24,7 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     sources_router,
     retrieval_router,
     chat_router,
+    public_chat_router,
 )
 ROOT_ROUTERS: tuple[APIRouter, ...] = (probe_router, metrics_router)
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 import redis
 
-from tests.conftest import Services
+from tests.conftest import Services, StartApi
 from tests.support.api import (
     Account,
     assert_problem,
@@ -478,3 +478,56 @@ def test_conversations_are_listed_paged_rated_exported_and_deleted(
             headers=owner.headers,
         )
         assert_problem(unknown, 404)
+
+
+@pytest.mark.usefixtures("worker")
+def test_the_widget_serves_public_bots_to_their_allowed_origins_only(
+    client: httpx.Client, owner: Account
+) -> None:
+    shop = "https://shop.example.com"
+    bot = create_chatbot(client, owner, visibility="public", allowed_origins=[shop])["id"]
+    private_bot = create_chatbot(client, owner)["id"]
+    source = client.post(
+        f"/api/chatbots/{bot}/sources/text",
+        json={"title": "Sizes", "text": "Our shoes run half a size small."},
+        headers=owner.headers,
+    ).json()
+    wait_ready(client, owner, bot, source["id"])
+    url = f"/api/public/chatbots/{bot}/chat"
+    visitor = {"message": "Do the shoes run small?", "session_id": "visitor-1"}
+
+    answered = client.post(url, json=visitor, headers={"Origin": shop})
+    assert answered.status_code == 200
+    assert answered.headers["Access-Control-Allow-Origin"] == shop
+    assert answered.json()["answered"] is True
+
+    preflight = client.options(
+        url, headers={"Origin": shop, "Access-Control-Request-Method": "POST"}
+    )
+    assert preflight.status_code == 204
+    assert preflight.headers["Access-Control-Allow-Origin"] == shop
+    assert "POST" in preflight.headers["Access-Control-Allow-Methods"]
+
+    assert_problem(client.post(url, json=visitor, headers={"Origin": "https://evil.example"}), 403)
+    assert_problem(client.post(url, json={"message": "hi"}), 422)  # a visitor session is required
+    assert_problem(client.post(f"/api/public/chatbots/{private_bot}/chat", json=visitor), 404)
+    config = client.get(f"/api/public/chatbots/{bot}", headers={"Origin": shop}).json()
+    assert config == {"id": bot, "name": "Support bot", "welcome_message": "Hi! How can I help?"}
+
+    other_visitor = {
+        **visitor,
+        "session_id": "visitor-2",
+        "conversation_id": answered.json()["conversation_id"],
+    }
+    assert_problem(client.post(url, json=other_visitor), 404)
+
+
+def test_the_widget_has_its_own_stricter_rate_limit(start_api: StartApi) -> None:
+    api = start_api(
+        {"RATE_LIMIT_PUBLIC_PER_MINUTE": "2", "RATE_LIMIT_PER_MINUTE": "100"}, private_redis=True
+    )
+    with api.client() as client:
+        api.wait_ready()
+        url = "/api/public/chatbots/no-such-bot"
+        assert [client.get(url).status_code for _ in range(3)] == [404, 404, 429]
+        assert client.get("/api/health").status_code == 200

@@ -63,7 +63,9 @@ async def chat(
         conversation = await service.open_conversation(chatbot, body)
         events = service.events(chatbot, body, conversation)
         return StreamingResponse(
-            _sse(events), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+            sse_stream(events),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache"},
         )
     return await service.answer(chatbot, body)
 
@@ -124,7 +126,7 @@ async def give_feedback(
     return await service.feedback(chatbot, message_id, body)
 
 
-async def _sse(events: AsyncIterator[ChatEvent]) -> AsyncIterator[bytes]:
+async def sse_stream(events: AsyncIterator[ChatEvent]) -> AsyncIterator[bytes]:
     try:
         async for event in events:
             yield event.sse()

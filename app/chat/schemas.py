@@ -83,3 +83,17 @@ class ConversationDetail(BaseModel):
     next_after: datetime | None = Field(
         default=None, description="Pass as `after` for the next page of messages; null at the end"
     )
+
+
+class PublicChatRequest(ChatRequest):
+    """A widget visitor's message: the visitor's session id is required."""
+
+    session_id: SessionId
+
+
+class PublicChatbot(BaseModel):
+    """What the widget shows before the first message."""
+
+    id: str
+    name: str
+    welcome_message: str

@@ -129,8 +129,13 @@ class ChatService:
 
     async def answer(self, chatbot: Document, request: ChatRequest) -> ChatResponse:
         """The same turn, collected into one JSON answer."""
-        data: dict[str, object] = {"answer": ""}
         conversation = await self.open_conversation(chatbot, request)
+        return await self.answer_in(chatbot, request, conversation)
+
+    async def answer_in(
+        self, chatbot: Document, request: ChatRequest, conversation: Document
+    ) -> ChatResponse:
+        data: dict[str, object] = {"answer": ""}
         async for event in self.events(chatbot, request, conversation):
             if event.event == "token":
                 data["answer"] = str(data["answer"]) + str(event.data["text"])
