@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import cache
 
+import httpx
 from fastapi import FastAPI
 from opentelemetry.sdk.trace.export import SpanExporter
 from pymongo.errors import PyMongoError
@@ -84,6 +85,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         run_locally=lambda source_id: ingestion_service(resources, None).process(source_id),
     )
     app.state.retrieval_indexes = RetrievalIndexes()
+    app.state.http = httpx.AsyncClient(limits=httpx.Limits(max_connections=100))
     prepared = asyncio.Event()
     app.state.health = HealthService(resources, prepared)
     app.state.login_throttle = FailureCounter(
@@ -101,6 +103,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         for task in background:
             task.cancel()
+        await app.state.http.aclose()
         if redis is not None:
             await redis.aclose()
         await mongo.close()

@@ -52,6 +52,17 @@ class ConversationRepository:
         async for message in found.sort([("timestamp", 1), ("id", 1)]).batch_size(500):
             yield message
 
+    async def recent_turns(
+        self, conversation_id: str, before_id: str, limit: int = 6
+    ) -> list[dict[str, str]]:
+        """The last turns before a message, oldest first, as chat-completion messages."""
+        found = self._messages.find(
+            {"conversation_id": conversation_id, "id": {"$ne": before_id}},
+            {"_id": 0, "role": 1, "content": 1},
+        )
+        latest = await found.sort([("timestamp", -1), ("id", -1)]).limit(limit).to_list()
+        return [{"role": m["role"], "content": m["content"]} for m in reversed(latest)]
+
     async def delete(self, conversation_id: str) -> None:
         await self._messages.delete_many({"conversation_id": conversation_id})
         await self._conversations.delete_one({"id": conversation_id})

@@ -4,10 +4,11 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header, Path, Query
+import httpx
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import StreamingResponse
 
-from app.chat.providers import OfflineProvider
+from app.chat.providers import AnswerProvider, OfflineProvider, OpenAICompatibleProvider
 from app.chat.repository import ConversationRepository
 from app.chat.schemas import (
     ChatEvent,
@@ -20,6 +21,7 @@ from app.chat.schemas import (
 )
 from app.chat.service import ChatService, ConversationService
 from app.chatbots.dependencies import BotCaller, OwnedChatbot
+from app.core.db import Document
 from app.core.errors import problem_responses
 from app.core.resources import ResourcesDep
 from app.core.schemas import Cursor, Limit, Page
@@ -28,9 +30,28 @@ from app.retrieval.dependencies import RetrievalServiceDep
 router = APIRouter(prefix="/chatbots/{chatbot_id}", tags=["chat"])
 
 
-async def get_chat_service(resources: ResourcesDep, retrieval: RetrievalServiceDep) -> ChatService:
+async def get_chat_service(
+    request: Request, resources: ResourcesDep, retrieval: RetrievalServiceDep
+) -> ChatService:
     conversations = ConversationRepository(resources.db, resources.reads)
-    return ChatService(conversations, retrieval, OfflineProvider(), resources.redis)
+    http: httpx.AsyncClient = request.app.state.http
+    settings = resources.settings
+
+    def provider_for(chatbot: Document) -> AnswerProvider:
+        model = chatbot["model"]
+        if model["provider"] != "openai" or settings.llm_base_url is None:
+            return OfflineProvider()
+        key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
+        return OpenAICompatibleProvider(
+            http,
+            str(settings.llm_base_url),
+            key,
+            model["model"] or settings.llm_model,
+            model["temperature"],
+            settings.llm_timeout_seconds,
+        )
+
+    return ChatService(conversations, retrieval, provider_for, resources.redis)
 
 
 async def get_conversation_service(resources: ResourcesDep) -> ConversationService:

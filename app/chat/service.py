@@ -5,10 +5,11 @@ import csv
 import io
 import json
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
+from http import HTTPStatus
 
-from app.chat.providers import AnswerRequest, OfflineProvider
+from app.chat.providers import AnswerProvider, AnswerRequest, ProviderError
 from app.chat.repository import ConversationRepository
 from app.chat.schemas import (
     ChatEvent,
@@ -21,7 +22,7 @@ from app.chat.schemas import (
     MessageOut,
 )
 from app.core.db import Document
-from app.core.errors import NotFoundError
+from app.core.errors import DomainError, NotFoundError
 from app.core.events import publish_event
 from app.core.redis import RedisClient
 from app.core.schemas import Page, encode_cursor
@@ -29,6 +30,16 @@ from app.core.security import new_id, utcnow
 from app.retrieval.service import RetrievalService
 
 I_DONT_KNOW = "I don't know the answer to that from the knowledge I have."
+
+
+class BadGatewayError(DomainError):
+    status = HTTPStatus.BAD_GATEWAY
+    title = "Model provider failed"
+
+
+class GatewayTimeoutError(DomainError):
+    status = HTTPStatus.GATEWAY_TIMEOUT
+    title = "Model provider timed out"
 
 
 class ConversationNotFoundError(NotFoundError):
@@ -41,12 +52,12 @@ class ChatService:
         self,
         conversations: ConversationRepository,
         retrieval: RetrievalService,
-        provider: OfflineProvider,
+        providers: Callable[[Document], AnswerProvider],
         redis: RedisClient | None,
     ) -> None:
         self._conversations = conversations
         self._retrieval = retrieval
-        self._provider = provider
+        self._providers = providers
         self._redis = redis
 
     async def events(
@@ -80,10 +91,18 @@ class ChatService:
                 passages=grounded,
                 system_prompt=chatbot["system_prompt"],
                 max_tokens=chatbot["model"]["max_tokens"],
+                history=await self._conversations.recent_turns(conversation["id"], question["id"]),
             )
-            async for token in self._provider.stream(provider_request):
-                answer += token
-                yield ChatEvent(event="token", data={"text": token})
+            try:
+                async for token in self._providers(chatbot).stream(provider_request):
+                    answer += token
+                    yield ChatEvent(event="token", data={"text": token})
+            except ProviderError as error:
+                # The question is stored; the failed answer is not.
+                yield ChatEvent(
+                    event="error", data={"message": str(error), "timeout": error.timeout}
+                )
+                return
         answered = bool(answer.strip())
         if not answered:
             answer = I_DONT_KNOW
@@ -137,6 +156,9 @@ class ChatService:
     ) -> ChatResponse:
         data: dict[str, object] = {"answer": ""}
         async for event in self.events(chatbot, request, conversation):
+            if event.event == "error":
+                failed = GatewayTimeoutError if event.data["timeout"] else BadGatewayError
+                raise failed(str(event.data["message"]))
             if event.event == "token":
                 data["answer"] = str(data["answer"]) + str(event.data["text"])
             else:

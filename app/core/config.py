@@ -104,6 +104,13 @@ class Settings(BaseSettings):
     cache_enabled: bool = True
     cache_ttl: PositiveInt = 300
 
+    # OpenAI-compatible chat completions (OpenAI, vLLM, Ollama, ...) for bots whose provider
+    # is "openai"; other bots use the offline grounded provider.
+    llm_base_url: HttpUrl | None = None
+    llm_api_key: SecretStr | None = None
+    llm_model: str = "gpt-4o-mini"
+    llm_timeout_seconds: PositiveFloat = 30.0
+
     # Knowledge ingestion
     ingest_max_file_bytes: PositiveInt = 10 * 1024 * 1024
     ingest_max_sources_per_bot: PositiveInt = 200

@@ -1,0 +1,61 @@
+"""A local stand-in for an OpenAI-compatible server: POST /v1/chat/completions with
+`stream: true` answers in the real wire format (server-sent `data:` chunks, then [DONE])."""
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Self
+
+
+class FakeLLM:
+    def __init__(self, reply: str = "Parcels ship within two days [1].") -> None:
+        self.reply = reply
+        self.mode = "ok"  # ok | error | slow
+        self.requests: list[dict[str, Any]] = []
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers["Content-Length"])
+                fake.requests.append(
+                    {
+                        "path": self.path,
+                        "headers": dict(self.headers),
+                        "body": json.loads(self.rfile.read(length)),
+                    }
+                )
+                if fake.mode == "error":
+                    self.send_response(500)
+                    self.end_headers()
+                    self.wfile.write(b'{"error": {"message": "model overloaded"}}')
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.end_headers()
+                if fake.mode == "slow":
+                    time.sleep(3)
+                for position, word in enumerate(fake.reply.split(" ")):
+                    delta = {"content": word if position == 0 else " " + word}
+                    chunk = {
+                        "id": "c1",
+                        "object": "chat.completion.chunk",
+                        "choices": [{"index": 0, "delta": delta}],
+                    }
+                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                    self.wfile.flush()
+                self.wfile.write(b"data: [DONE]\n\n")
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+
+    def __enter__(self) -> Self:
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
