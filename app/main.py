@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import cache
 
-import httpx
 from fastapi import FastAPI
 from opentelemetry.sdk.trace.export import SpanExporter
 from pymongo.errors import PyMongoError
@@ -18,6 +17,7 @@ from app.core.cache import Cache
 from app.core.config import Settings, get_settings
 from app.core.db import create_mongo_client
 from app.core.errors import install_error_handlers
+from app.core.http import http_client
 from app.core.indexes import ensure_indexes
 from app.core.logging import setup_logging
 from app.core.middleware import (
@@ -79,13 +79,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         reads=ReadRouter(db, settings.read_policy_file),
     )
     app.state.resources = resources
+    http = app.state.http = http_client(settings)
     app.state.ingest_queue = IngestQueue(
         redis,
         settings.ingest_stream,
-        run_locally=lambda source_id: ingestion_service(resources, None).process(source_id),
+        run_locally=lambda source_id: ingestion_service(resources, http, None).process(source_id),
     )
     app.state.retrieval_indexes = RetrievalIndexes()
-    app.state.http = httpx.AsyncClient(limits=httpx.Limits(max_connections=100))
     prepared = asyncio.Event()
     app.state.health = HealthService(resources, prepared)
     app.state.login_throttle = FailureCounter(

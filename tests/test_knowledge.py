@@ -23,8 +23,10 @@ from tests.support.api import (
 )
 from tests.support.documents import docx, html, pdf
 from tests.support.processes import VENV_BIN, ApiServer, ManagedProcess, poll_until
+from tests.support.site import Site
 
 LIMITS = {
+    "INGEST_URL_ALLOWLIST": "127.0.0.1",  # the test website; everything else private is refused
     "INGEST_MAX_FILE_BYTES": "200000",
     "INGEST_MAX_SOURCES_PER_BOT": "6",
     "INGEST_RECLAIM_SECONDS": "1",
@@ -136,7 +138,7 @@ def test_answers_come_from_uploaded_pdf_docx_and_html_and_cite_them(
         ready = wait_ready(client, owner, bot, source["id"])
         assert ready["status"] == "ready", (name, ready)
         assert ready["chunk_count"] >= 1
-        assert ready["progress"] == {"percent": 100, "chunks": ready["chunk_count"]}
+        assert ready["progress"] == {"percent": 100, "chunks": ready["chunk_count"], "pages": 1}
 
     cases = {
         "How long does the warranty cover defects?": ("warranty.pdf", "two years"),
@@ -531,3 +533,163 @@ def test_the_widget_has_its_own_stricter_rate_limit(start_api: StartApi) -> None
         url = "/api/public/chatbots/no-such-bot"
         assert [client.get(url).status_code for _ in range(3)] == [404, 404, 429]
         assert client.get("/api/health").status_code == 200
+
+
+SITE = {
+    "/": (
+        "<html><head><title>Acme help</title></head><body><h1>Acme help centre</h1>"
+        "<p>Start here for help with your Acme oven.</p>"
+        "<a href='/guide/install'>Install</a> <a href='/guide/clean#top'>Clean</a>"
+        "<a href='/blog/news'>News</a> <a href='/moved'>Moved</a>"
+        "<a href='http://localhost:{port}/other-host'>Elsewhere</a></body></html>"
+    ),
+    "/guide/install": (
+        "<html><head><title>Installing</title></head><body><h1>Installing the oven</h1>"
+        "<p>Leave ten centimetres of space behind the oven for ventilation.</p>"
+        "<a href='/guide/deep'>More</a></body></html>"
+    ),
+    "/guide/clean": (
+        "<html><head><title>Cleaning</title></head><body><h1>Cleaning</h1>"
+        "<p>Run the pyrolytic cleaning cycle once a month.</p></body></html>"
+    ),
+    "/guide/deep": "<html><body><p>Deep page beyond the depth limit.</p></body></html>",
+    "/blog/news": "<html><body><p>Company news, excluded by pattern.</p></body></html>",
+    "/sitemap.xml": (
+        "<?xml version='1.0'?><urlset xmlns='http://www.sitemaps.org/schemas/sitemap/0.9'>"
+        "<url><loc>http://127.0.0.1:{port}/guide/install</loc></url>"
+        "<url><loc>http://127.0.0.1:{port}/guide/clean</loc></url></urlset>"
+    ),
+}
+# A redirect to another loopback address: private, and not on the allowlist.
+REDIRECTS = {"/moved": "http://127.0.0.2:{port}/secret"}
+
+
+@pytest.fixture(scope="module")
+def site() -> Iterator[Site]:
+    with Site(dict(SITE), REDIRECTS) as served:
+        yield served
+
+
+def add_url(client: httpx.Client, owner: Account, bot: str, **body: Any) -> httpx.Response:
+    return client.post(f"/api/chatbots/{bot}/sources/url", json=body, headers=owner.headers)
+
+
+@pytest.mark.usefixtures("worker")
+def test_a_same_site_crawl_follows_depth_patterns_and_origin_and_answers_with_the_page(
+    client: httpx.Client, owner: Account, site: Site
+) -> None:
+    bot = create_chatbot(client, owner)["id"]
+    created = add_url(
+        client, owner, bot, url=site.base + "/", mode="crawl", max_depth=1, exclude=["^/blog"]
+    )
+    assert created.status_code == 202, created.text
+    ready = wait_ready(client, owner, bot, created.json()["id"])
+    assert ready["status"] == "ready", ready
+    assert ready["progress"]["pages"] == 3
+    assert "/guide/deep" not in site.hits, "beyond max_depth"
+    assert "/blog/news" not in site.hits, "excluded by pattern"
+    assert "/other-host" not in site.hits, "another origin"
+    assert "/secret" not in site.hits
+
+    answer = ask(
+        client, owner.headers, bot, "How much space does the oven need behind it for ventilation?"
+    )
+    assert answer["answered"] is True
+    assert "ten centimetres" in answer["answer"]
+    assert answer["sources"][0]["url"] == site.base + "/guide/install"
+    assert answer["sources"][0]["title"] == "Installing"
+
+
+@pytest.mark.usefixtures("worker")
+def test_a_sitemap_brings_the_pages_it_lists_and_an_unchanged_resync_rewrites_nothing(
+    client: httpx.Client, owner: Account, site: Site
+) -> None:
+    bot = create_chatbot(client, owner)["id"]
+    source = add_url(client, owner, bot, url=site.base + "/sitemap.xml", mode="sitemap").json()
+    ready = wait_ready(client, owner, bot, source["id"])
+    assert ready["progress"]["pages"] == 2
+    query = {"query": "pyrolytic cleaning cycle"}
+    before = client.post(f"/api/chatbots/{bot}/retrieve", json=query, headers=owner.headers).json()[
+        "results"
+    ]
+
+    client.post(f"/api/chatbots/{bot}/sources/{source['id']}/resync", headers=owner.headers)
+    poll_until(lambda: len([h for h in site.hits if h == "/sitemap.xml"]), lambda n: n >= 2, 10)
+    wait_ready(client, owner, bot, source["id"])
+    after = client.post(f"/api/chatbots/{bot}/retrieve", json=query, headers=owner.headers).json()[
+        "results"
+    ]
+    assert [c["chunk_id"] for c in after] == [c["chunk_id"] for c in before]
+
+    site.pages["/guide/clean"] = site.pages["/guide/clean"].replace("once a month", "every week")
+    try:
+        client.post(f"/api/chatbots/{bot}/sources/{source['id']}/resync", headers=owner.headers)
+        changed = poll_until(
+            lambda: client.post(
+                f"/api/chatbots/{bot}/retrieve", json=query, headers=owner.headers
+            ).json()["results"],
+            lambda results: bool(results) and "every week" in results[0]["content"],
+            15,
+        )
+        assert changed[0]["chunk_id"] != before[0]["chunk_id"]
+    finally:
+        site.pages["/guide/clean"] = SITE["/guide/clean"]
+
+
+@pytest.mark.usefixtures("worker")
+def test_a_redirect_to_a_private_address_fails_the_source_without_contacting_it(
+    client: httpx.Client, owner: Account, site: Site
+) -> None:
+    bot = create_chatbot(client, owner)["id"]
+    source = add_url(client, owner, bot, url=site.base + "/moved").json()
+    failed = wait_ready(client, owner, bot, source["id"])
+    assert failed["status"] == "failed"
+    assert "127.0.0.2" in failed["error"]
+    assert "loopback" in failed["error"]
+    assert "/secret" not in site.hits
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http://169.254.169.254/latest/meta-data/", "metadata"),
+        ("http://[::1]/admin", "loopback"),
+        ("http://10.1.2.3/", "private"),
+        ("file:///etc/passwd", None),
+        ("http://no-such-host.invalid/", "does not resolve"),
+    ],
+)
+def test_unsafe_urls_are_refused_when_submitted(
+    client: httpx.Client, owner: Account, url: str, reason: str | None
+) -> None:
+    bot = create_chatbot(client, owner)["id"]
+    body = assert_problem(add_url(client, owner, bot, url=url), 422)
+    if reason is not None:
+        assert reason in body["detail"]
+
+
+def test_loopback_is_refused_without_the_allowlist(
+    services: Services, site: Site, tmp_path: Path
+) -> None:
+    env = {
+        "MONGO_URL": services.mongo_url,
+        "REDIS_URL": "",
+        "DB_NAME": f"test_{uuid.uuid4().hex[:12]}",
+    }
+    with ApiServer(tmp_path, env) as plain, plain.client() as client:
+        plain.wait_ready()
+        owner = sign_up(client)
+        bot = create_chatbot(client, owner)["id"]
+        refused = add_url(client, owner, bot, url=site.base + "/")
+        assert "loopback" in assert_problem(refused, 422)["detail"]
+        named = add_url(client, owner, bot, url=f"http://localhost:{site.port}/")
+        assert "loopback" in assert_problem(named, 422)["detail"]
+    assert site.hits.count("/") <= 1  # only the crawl test above fetched it
+
+
+def test_bad_crawl_patterns_are_422(client: httpx.Client, owner: Account) -> None:
+    bot = create_chatbot(client, owner)["id"]
+    body = assert_problem(
+        add_url(client, owner, bot, url="https://example.com/", include=["(unclosed"]), 422
+    )
+    assert body["errors"][0]["field"].startswith("include")

@@ -92,7 +92,12 @@ def test_the_answer_streams_from_the_provider_with_prompt_passages_and_turns(
     assert first[-2][1]["sources"][0]["title"] == "Shipping"
 
     conversation = first[0][1]["conversation_id"]
-    _events(client, owner, bot_id, {"message": "So when do parcels ship?", "conversation_id": conversation})
+    _events(
+        client,
+        owner,
+        bot_id,
+        {"message": "So when do parcels ship?", "conversation_id": conversation},
+    )
     sent = llm.requests[-1]
     assert sent["path"] == "/v1/chat/completions"
     assert sent["headers"]["Authorization"] == "Bearer sk-test-key"

@@ -23,6 +23,7 @@ class Citation(BaseModel):
     source_id: str
     chunk_id: str
     title: str
+    url: str | None = None
     heading: str
     relevance: float
 

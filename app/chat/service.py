@@ -113,6 +113,7 @@ class ChatService:
                 source_id=hit.source_id,
                 chunk_id=hit.chunk_id,
                 title=hit.title,
+                url=hit.url,
                 heading=hit.heading,
                 relevance=hit.relevance,
             )

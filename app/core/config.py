@@ -117,6 +117,11 @@ class Settings(BaseSettings):
     ingest_max_chars_per_bot: PositiveInt = 5_000_000
     ingest_stream: str = "botsmith:ingest"
     ingest_reclaim_seconds: PositiveFloat = 60.0
+    # Hosts or networks that URL sources may reach although they are private (an intranet).
+    ingest_url_allowlist: Annotated[tuple[str, ...], NoDecode] = ()
+    ingest_fetch_timeout_seconds: PositiveFloat = 10.0
+    ingest_fetch_max_bytes: PositiveInt = 2 * 1024 * 1024
+    ingest_user_agent: str = "BotSmithBot/0.1 (knowledge ingestion; +https://botsmith.ai/bot)"
 
     # Health checks: a short ping, its result shared for a moment
     health_check_timeout_seconds: PositiveFloat = 1.0
@@ -134,7 +139,7 @@ class Settings(BaseSettings):
     otel_exporter_otlp_endpoint: HttpUrl | None = None
     otel_service_name: str = "botsmith-api"
 
-    @field_validator("trusted_proxies", mode="before")
+    @field_validator("trusted_proxies", "ingest_url_allowlist", mode="before")
     @classmethod
     def _split_proxies(cls, value: object) -> object:
         if isinstance(value, str):

@@ -16,6 +16,7 @@ class RetrievedChunk(BaseModel):
     chunk_id: str
     source_id: str
     title: str
+    url: str | None = Field(default=None, description="The page, for URL sources")
     heading: str
     content: str
     score: float = Field(description="BM25 score")

@@ -67,6 +67,7 @@ class RetrievalService:
                     chunk_id=chunk["id"],
                     source_id=chunk["source_id"],
                     title=chunk.get("title", ""),
+                    url=chunk.get("url"),
                     heading=chunk.get("heading", ""),
                     content=chunk["content"],
                     score=round(hit.score, 4),

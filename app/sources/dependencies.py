@@ -2,6 +2,7 @@
 
 from typing import Annotated
 
+import httpx
 from fastapi import Depends, Request
 
 from app.chatbots.repository import ChatbotRepository
@@ -11,19 +12,22 @@ from app.sources.repository import SourceRepository
 from app.sources.service import IngestionService
 
 
-def ingestion_service(resources: Resources, queue: IngestQueue | None) -> IngestionService:
+def ingestion_service(
+    resources: Resources, http: httpx.AsyncClient, queue: IngestQueue | None
+) -> IngestionService:
     return IngestionService(
         SourceRepository(resources.db),
         ChatbotRepository(resources.db, resources.cache, resources.reads),
         resources.settings,
         resources.redis,
+        http,
         queue,
     )
 
 
 async def get_ingestion_service(request: Request, resources: ResourcesDep) -> IngestionService:
     queue: IngestQueue = request.app.state.ingest_queue
-    return ingestion_service(resources, queue)
+    return ingestion_service(resources, request.app.state.http, queue)
 
 
 IngestionServiceDep = Annotated[IngestionService, Depends(get_ingestion_service)]

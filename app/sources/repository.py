@@ -63,6 +63,7 @@ class SourceRepository:
                 "source_id": 1,
                 "position": 1,
                 "title": 1,
+                "url": 1,
                 "heading": 1,
                 "content": 1,
             },

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Path, Request, UploadFile, status
 from app.chatbots.dependencies import OwnedChatbot
 from app.core.errors import problem_responses
 from app.sources.dependencies import IngestionServiceDep
-from app.sources.schemas import QASourceCreate, SourceOut, TextSourceCreate
+from app.sources.schemas import QASourceCreate, SourceOut, TextSourceCreate, UrlSourceCreate
 from app.sources.service import FileTooLargeError
 
 router = APIRouter(
@@ -46,9 +46,19 @@ async def add_file(
     return await service.add_file(chatbot, file.filename or "upload", data)
 
 
+@router.post("/url", status_code=ACCEPTED, responses=problem_responses(409, 422))
+async def add_url(
+    body: UrlSourceCreate, chatbot: OwnedChatbot, service: IngestionServiceDep
+) -> SourceOut:
+    """A web page, the pages of a sitemap (`mode: sitemap`), or a same-site crawl
+    (`mode: crawl`, with `max_depth`, `max_pages`, `include` and `exclude` path patterns).
+    Private, loopback, link-local and metadata addresses are refused, also after redirects."""
+    return await service.add_url(chatbot, body)
+
+
 @router.get("")
 async def list_sources(chatbot: OwnedChatbot, service: IngestionServiceDep) -> list[SourceOut]:
-    return await service.list(chatbot)
+    return await service.list_sources(chatbot)
 
 
 @router.get("/{source_id}")

@@ -1,10 +1,11 @@
 """Knowledge sources: request and response models."""
 
+import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field, HttpUrl
 
 from app.core.schemas import RequestModel
 
@@ -13,6 +14,7 @@ class SourceKind(StrEnum):
     TEXT = "text"
     QA = "qa"
     FILE = "file"
+    URL = "url"
 
 
 class SourceStatus(StrEnum):
@@ -37,9 +39,34 @@ class QASourceCreate(RequestModel):
     pairs: Annotated[list[QuestionAnswer], Field(min_length=1, max_length=1000)]
 
 
+def _compiles(patterns: list[str]) -> list[str]:
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as error:
+            raise ValueError(f"{pattern!r} is not a valid regular expression: {error}") from None
+    return patterns
+
+
+Patterns = Annotated[
+    list[Annotated[str, Field(max_length=200)]], Field(max_length=20), AfterValidator(_compiles)
+]
+
+
+class UrlSourceCreate(RequestModel):
+    url: Annotated[HttpUrl, Field(max_length=2000)]
+    mode: Literal["page", "sitemap", "crawl"] = "page"
+    max_depth: Annotated[int, Field(ge=0, le=5)] = 2
+    max_pages: Annotated[int, Field(ge=1, le=500)] = 50
+    include: Patterns = Field(default_factory=list, description="Path regexes; any must match")
+    exclude: Patterns = Field(default_factory=list, description="Path regexes; none may match")
+    title: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+
+
 class Progress(BaseModel):
     percent: int = 0
     chunks: int = 0
+    pages: int = 0
 
 
 class SourceOut(BaseModel):
@@ -48,6 +75,7 @@ class SourceOut(BaseModel):
     kind: SourceKind
     title: str
     filename: str | None = None
+    url: str | None = None
     status: SourceStatus
     error: str | None = None
     progress: Progress

@@ -5,6 +5,7 @@ import hashlib
 import logging
 from http import HTTPStatus
 
+import httpx
 from bson import Binary
 
 from app.chatbots.repository import ChatbotRepository
@@ -15,7 +16,9 @@ from app.core.events import publish_event
 from app.core.redis import RedisClient
 from app.core.security import new_id, utcnow
 from app.sources.chunking import chunk_text
+from app.sources.crawl import CrawlSpec, collect
 from app.sources.extract import ExtractionError, extract_text, file_type
+from app.sources.fetch import Allowlist, Fetcher, FetchError, UnsafeUrlError
 from app.sources.queue import IngestQueue
 from app.sources.repository import SourceRepository
 from app.sources.schemas import (
@@ -24,6 +27,7 @@ from app.sources.schemas import (
     SourceOut,
     SourceStatus,
     TextSourceCreate,
+    UrlSourceCreate,
 )
 
 logger = logging.getLogger(__name__)
@@ -44,6 +48,11 @@ class FileTooLargeError(DomainError):
     title = "File too large"
 
 
+class RefusedUrlError(DomainError):
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
+    title = "URL refused"
+
+
 class SourceNotFoundError(NotFoundError):
     def __init__(self) -> None:
         super().__init__("No such source on this chatbot")
@@ -51,7 +60,8 @@ class SourceNotFoundError(NotFoundError):
 
 def source_out(source: Document) -> SourceOut:
     filename = (source.get("file") or {}).get("filename")
-    return SourceOut.model_validate({**source, "filename": filename})
+    url = (source.get("crawl") or {}).get("url")
+    return SourceOut.model_validate({**source, "filename": filename, "url": url})
 
 
 class IngestionService:
@@ -61,12 +71,14 @@ class IngestionService:
         chatbots: ChatbotRepository,
         settings: Settings,
         redis: RedisClient | None,
+        http: httpx.AsyncClient | None,
         queue: IngestQueue | None = None,
     ) -> None:
         self._sources = sources
         self._chatbots = chatbots
         self._settings = settings
         self._redis = redis
+        self._http = http
         self._queue = queue
 
     # -- accepting sources (API) -------------------------------------------------------------
@@ -97,6 +109,26 @@ class IngestionService:
         }
         return await self._add(chatbot, SourceKind.FILE, filename, file=file, raw=data)
 
+    async def add_url(self, chatbot: Document, request: UrlSourceCreate) -> SourceOut:
+        url = str(request.url)
+        try:
+            await self._fetcher().check(url)
+        except UnsafeUrlError as error:
+            raise RefusedUrlError(str(error)) from None
+        crawl = request.model_dump(mode="json", exclude={"title"})
+        title = request.title or url
+        return await self._add(chatbot, SourceKind.URL, title, crawl=crawl, raw=url.encode())
+
+    def _fetcher(self) -> Fetcher:
+        settings = self._settings
+        assert self._http is not None
+        return Fetcher(
+            self._http,
+            Allowlist.parse(settings.ingest_url_allowlist),
+            settings.ingest_fetch_timeout_seconds,
+            settings.ingest_fetch_max_bytes,
+        )
+
     async def _add(
         self,
         chatbot: Document,
@@ -105,6 +137,7 @@ class IngestionService:
         *,
         text: str | None = None,
         file: Document | None = None,
+        crawl: Document | None = None,
         raw: bytes | None = None,
     ) -> SourceOut:
         settings = self._settings
@@ -132,11 +165,12 @@ class IngestionService:
             "title": title,
             "text": text,
             "file": file,
+            "crawl": crawl,
             "content_hash": hashlib.sha256(content).hexdigest(),
             "processed_hash": None,
             "status": SourceStatus.PENDING.value,
             "error": None,
-            "progress": {"percent": 0, "chunks": 0},
+            "progress": {"percent": 0, "chunks": 0, "pages": 0},
             "char_count": chars,
             "chunk_count": 0,
             "created_at": now,
@@ -147,7 +181,7 @@ class IngestionService:
         await self._queue.submit(source["id"])
         return source_out(source)
 
-    async def list(self, chatbot: Document) -> list[SourceOut]:
+    async def list_sources(self, chatbot: Document) -> list[SourceOut]:
         return [source_out(s) for s in await self._sources.list_for_chatbot(chatbot["id"])]
 
     async def get(self, chatbot: Document, source_id: str) -> SourceOut:
@@ -174,13 +208,16 @@ class IngestionService:
     # -- processing (worker, or in-process without Redis) -------------------------------------
 
     async def process(self, source_id: str) -> None:
-        """Extracts, chunks and stores one source; safe to run again for the same source."""
+        """Extracts (or fetches), chunks and stores one source; safe to run again: the source's
+        chunks are replaced, and content that did not change is left alone."""
         source = await self._sources.get_with_data(source_id)
         if source is None:
             return  # deleted meanwhile
+        unchanged = source["processed_hash"] == source["content_hash"]
         if (
-            source["status"] == SourceStatus.READY
-            and source["processed_hash"] == source["content_hash"]
+            source["kind"] != SourceKind.URL
+            and source["status"] == SourceStatus.READY
+            and unchanged
         ):
             return  # at-least-once delivery: this exact content is already in place
         chatbot = await self._chatbots.by_id(source["chatbot_id"])
@@ -189,54 +226,96 @@ class IngestionService:
         await self._sources.set_status(source_id, SourceStatus.PROCESSING, utcnow())
         await self._publish(source, "processing", 0)
         try:
-            text: str
-            if source.get("text") is not None:
-                text = source["text"]
-            else:
-                file = source["file"]
-                text = await asyncio.to_thread(extract_text, file["filename"], bytes(file["data"]))
+            documents = await self._documents(source)
+            text_length = sum(len(text) for _, _, text in documents)
+            content_hash = hashlib.sha256(
+                "\x00".join(f"{url}\x00{text}" for _, url, text in documents).encode()
+            ).hexdigest()
+            if source["kind"] == SourceKind.URL and content_hash == source["processed_hash"]:
+                # A re-sync found the same pages: nothing to rewrite.
+                await self._sources.set_status(source_id, SourceStatus.READY, utcnow())
+                await self._publish(source, "ready", 100, chunks=source["chunk_count"])
+                return
             used = await self._sources.chars_for_chatbot(source["chatbot_id"], excluding=source_id)
-            if used + len(text) > self._settings.ingest_max_chars_per_bot:
+            if used + text_length > self._settings.ingest_max_chars_per_bot:
                 raise SourceLimitError(
-                    f"{len(text)} characters would take the chatbot past "
+                    f"{text_length} characters would take the chatbot past "
                     f"{self._settings.ingest_max_chars_per_bot}"
                 )
-            retrieval = chatbot["retrieval"]
-            chunks = chunk_text(text, retrieval["chunk_size"], retrieval["chunk_overlap"])
-            now = utcnow()
-            await self._sources.replace_chunks(
-                source_id,
-                [
-                    {
-                        "id": new_id(),
-                        "chatbot_id": source["chatbot_id"],
-                        "source_id": source_id,
-                        "title": source["title"],
-                        "heading": chunk.heading,
-                        "position": chunk.position,
-                        "content": chunk.content,
-                        "created_at": now,
-                    }
-                    for chunk in chunks
-                ],
-            )
+            chunks = self._chunk(chatbot, source, documents)
+            await self._sources.replace_chunks(source_id, chunks)
             await self._chatbots.bump_knowledge(source["chatbot_id"])
+            progress = {"percent": 100, "chunks": len(chunks), "pages": len(documents)}
             await self._sources.set_status(
                 source_id,
                 SourceStatus.READY,
                 utcnow(),
-                processed_hash=source["content_hash"],
-                char_count=len(text),
+                content_hash=content_hash,
+                processed_hash=content_hash,
+                char_count=text_length,
                 chunk_count=len(chunks),
-                progress={"percent": 100, "chunks": len(chunks)},
+                progress=progress,
                 error=None,
             )
             await self._publish(source, "ready", 100, chunks=len(chunks))
-        except (ExtractionError, SourceLimitError) as error:
-            await self._sources.set_status(
-                source_id, SourceStatus.FAILED, utcnow(), error=str(error)
-            )
+        except (ExtractionError, SourceLimitError, FetchError, UnsafeUrlError) as error:
+            await self.fail(source_id, str(error))
             await self._publish(source, "failed", 0, error=str(error))
+
+    async def _documents(self, source: Document) -> list[tuple[str, str | None, str]]:
+        """(title, URL, text) of each document the source holds."""
+        if source["kind"] == SourceKind.URL:
+            spec = source["crawl"]
+
+            async def progress(done: int, expected: int) -> None:
+                percent = min(99, round(100 * done / max(expected, 1)))
+                await self._sources.update(
+                    source_id, {"progress": {"percent": percent, "chunks": 0, "pages": done}}
+                )
+                await self._publish(source, "processing", percent, pages=done)
+
+            source_id = source["id"]
+            crawl = CrawlSpec(
+                url=spec["url"],
+                mode=spec["mode"],
+                max_depth=spec["max_depth"],
+                max_pages=spec["max_pages"],
+                include=tuple(spec["include"]),
+                exclude=tuple(spec["exclude"]),
+            )
+            pages = await collect(crawl, self._fetcher(), progress)
+            if not pages:
+                raise FetchError(f"no page with text was found from {spec['url']}")
+            return [(page.title, page.url, page.text) for page in pages]
+        if source.get("text") is not None:
+            return [(source["title"], None, source["text"])]
+        file = source["file"]
+        text = await asyncio.to_thread(extract_text, file["filename"], bytes(file["data"]))
+        return [(source["title"], None, text)]
+
+    @staticmethod
+    def _chunk(
+        chatbot: Document, source: Document, documents: list[tuple[str, str | None, str]]
+    ) -> list[Document]:
+        retrieval = chatbot["retrieval"]
+        now = utcnow()
+        chunks: list[Document] = []
+        for title, url, text in documents:
+            for chunk in chunk_text(text, retrieval["chunk_size"], retrieval["chunk_overlap"]):
+                chunks.append(
+                    {
+                        "id": new_id(),
+                        "chatbot_id": source["chatbot_id"],
+                        "source_id": source["id"],
+                        "title": title,
+                        "url": url,
+                        "heading": chunk.heading,
+                        "position": len(chunks),
+                        "content": chunk.content,
+                        "created_at": now,
+                    }
+                )
+        return chunks
 
     async def fail(self, source_id: str, reason: str) -> None:
         await self._sources.set_status(source_id, SourceStatus.FAILED, utcnow(), error=reason)

@@ -17,6 +17,7 @@ from redis.exceptions import RedisError, ResponseError
 from app.core.cache import Cache
 from app.core.config import Settings
 from app.core.db import create_mongo_client
+from app.core.http import http_client
 from app.core.indexes import ensure_indexes
 from app.core.ratelimit import RateLimiter
 from app.core.read_policy import ReadRouter
@@ -45,7 +46,8 @@ async def run_worker(settings: Settings) -> None:
         rate_limiter=RateLimiter(redis, circuit),
         reads=ReadRouter(db, settings.read_policy_file),
     )
-    service = ingestion_service(resources, None)
+    http = http_client(settings)
+    service = ingestion_service(resources, http, None)
     stream, consumer = settings.ingest_stream, f"{socket.gethostname()}-{os.getpid()}"
     reclaim_ms = int(settings.ingest_reclaim_seconds * 1000)
     stopping = asyncio.Event()
@@ -89,6 +91,7 @@ async def run_worker(settings: Settings) -> None:
                 if stopping.is_set():
                     break
     finally:
+        await http.aclose()
         await redis.aclose()
         await mongo.close()
         logger.info("worker %s stopped", consumer)
