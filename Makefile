@@ -1,5 +1,5 @@
 # The two commands: `make dev` runs the service, `make test` runs every check.
-.PHONY: dev test install services stop lint format clean bench-http
+.PHONY: dev test install services stop lint format clean bench-http bench-retrieval
 
 dev:  ## install, start FerretDB and Redis, run the API in the foreground
 	bash scripts/dev.sh
@@ -34,3 +34,7 @@ bench-http:  ## product vs baseline under wrk: throughput ratios, 1,000 connecti
 	bash scripts/bootstrap.sh
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	.venv/bin/python bench/http_bench.py $(ARGS)
+
+bench-retrieval:  ## ingestion throughput and retrieval latency at 1k, 10k and 100k chunks
+	bash scripts/bootstrap.sh
+	.venv/bin/python bench/retrieval_bench.py $(ARGS)

@@ -1,0 +1,173 @@
+"""Ingestion throughput and retrieval latency at 1,000, 10,000 and 100,000 chunks in one bot.
+
+Run with `make bench-retrieval` (or `.venv/bin/python bench/retrieval_bench.py [--sizes ...]`).
+It starts the bench FerretDB, and drives the product's own code: IngestionService.process
+(extract, chunk, store) and RetrievalService.retrieve (BM25 index built on first use, then
+warm), on a synthetic corpus with a Zipf-like vocabulary so postings look like real text.
+"""
+
+import argparse
+import asyncio
+import datetime
+import random
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from app.core.cache import Cache  # noqa: E402
+from app.core.config import Settings  # noqa: E402
+from app.core.db import create_mongo_client  # noqa: E402
+from app.core.indexes import ensure_indexes  # noqa: E402
+from app.core.ratelimit import RateLimiter  # noqa: E402
+from app.core.read_policy import ReadRouter  # noqa: E402
+from app.core.redis import RedisCircuit  # noqa: E402
+from app.core.resources import Resources  # noqa: E402
+from app.core.security import new_id, utcnow  # noqa: E402
+from app.retrieval.service import RetrievalIndexes, RetrievalService  # noqa: E402
+from app.sources.dependencies import ingestion_service  # noqa: E402
+from app.sources.repository import SourceRepository  # noqa: E402
+
+WORDS = [f"w{n}" for n in range(20_000)]
+WEIGHTS = [1 / (rank + 1) for rank in range(len(WORDS))]
+CHUNK_CHARS = 1000
+
+
+def corpus(chunks: int, rng: random.Random) -> str:
+    """Paragraphs of about CHUNK_CHARS characters under headings, one chunk each."""
+    sections = []
+    for n in range(chunks):
+        words = rng.choices(WORDS, WEIGHTS, k=150)
+        sections.append(f"# Section {n}\n" + " ".join(words) + ".")
+    return "\n\n".join(sections)
+
+
+async def run(sizes: list[int], queries: int) -> list[str]:
+    subprocess.run([str(ROOT / "scripts/services.sh"), "start", "bench"], check=True)
+    env = dict(line.split("=", 1) for line in (ROOT / ".run/bench/env").read_text().splitlines())
+    settings = Settings(
+        mongo_url=env["MONGO_URL"],  # type: ignore[arg-type]
+        db_name=f"bench_retrieval_{int(time.time())}",
+        ingest_max_chars_per_bot=10**10,
+    )
+    mongo = create_mongo_client(settings)
+    db = mongo[settings.db_name]
+    circuit = RedisCircuit(1)
+    resources = Resources(
+        settings,
+        mongo,
+        db,
+        None,
+        Cache(None, circuit, enabled=False, ttl=1),
+        RateLimiter(None, circuit),
+        ReadRouter(db, None),
+    )
+    await ensure_indexes(db)
+    rng = random.Random(7)
+    rows = []
+    async with httpx.AsyncClient() as http:
+        service = ingestion_service(resources, http, None)
+        for size in sizes:
+            chatbot = {
+                "id": new_id(),
+                "user_id": "bench",
+                "name": "bench",
+                "status": "active",
+                "retrieval": {
+                    "top_k": 4,
+                    "score_threshold": 0.2,
+                    "chunk_size": CHUNK_CHARS + 200,
+                    "chunk_overlap": 0,
+                },
+                "created_at": utcnow(),
+                "updated_at": utcnow(),
+            }
+            await db["chatbots"].insert_one(dict(chatbot))
+            source_id = new_id()
+            text = corpus(size, rng)
+            await db["sources"].insert_one(
+                {
+                    "id": source_id,
+                    "chatbot_id": chatbot["id"],
+                    "user_id": "bench",
+                    "kind": "text",
+                    "title": "bench",
+                    "text": text,
+                    "file": None,
+                    "crawl": None,
+                    "content_hash": "x",
+                    "processed_hash": None,
+                    "status": "pending",
+                    "error": None,
+                    "progress": {},
+                    "char_count": len(text),
+                    "chunk_count": 0,
+                    "created_at": utcnow(),
+                    "updated_at": utcnow(),
+                }
+            )
+            started = time.perf_counter()
+            await service.process(source_id)
+            ingest_seconds = time.perf_counter() - started
+            stored = await db["chunks"].count_documents({"chatbot_id": chatbot["id"]})
+
+            retrieval = RetrievalService(SourceRepository(db), RetrievalIndexes())
+            fresh = await db["chatbots"].find_one({"id": chatbot["id"]}, {"_id": 0})
+            assert fresh is not None
+            started = time.perf_counter()
+            await retrieval.retrieve(fresh, "w1 w2")
+            cold_ms = (time.perf_counter() - started) * 1000
+            latencies = []
+            for _ in range(queries):
+                query = " ".join(rng.choices(WORDS[:2000], k=6))
+                started = time.perf_counter()
+                await retrieval.retrieve(fresh, query)
+                latencies.append((time.perf_counter() - started) * 1000)
+            latencies.sort()
+            p50 = statistics.median(latencies)
+            p95 = latencies[int(len(latencies) * 0.95) - 1]
+            rows.append(
+                f"| {stored:,} | {ingest_seconds:.1f} | {stored / ingest_seconds:,.0f} | "
+                f"{cold_ms:,.0f} | {p50:.1f} | {p95:.1f} |"
+            )
+            print(rows[-1], flush=True)
+    await mongo.drop_database(settings.db_name)
+    await mongo.close()
+    subprocess.run([str(ROOT / "scripts/services.sh"), "stop", "bench"], check=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
+    parser.add_argument("--queries", type=int, default=200)
+    args = parser.parse_args()
+    rows = asyncio.run(run(args.sizes, args.queries))
+    report = (
+        "\n".join(
+            [
+                f"# Retrieval benchmark, {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC",
+                "",
+                "| chunks | ingest s | chunks/s | first query (index build) ms | p50 ms (warm) | p95 ms (warm) |",
+                "|---:|---:|---:|---:|---:|---:|",
+                *rows,
+            ]
+        )
+        + "\n"
+    )
+    out = (
+        ROOT / "bench/results" / f"retrieval-{datetime.datetime.now(datetime.UTC):%Y%m%d-%H%M%S}.md"
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(report)
+    print(report)
+
+
+if __name__ == "__main__":
+    main()
