@@ -111,6 +111,12 @@ class Settings(BaseSettings):
     llm_model: str = "gpt-4o-mini"
     llm_timeout_seconds: PositiveFloat = 30.0
 
+    # Optional embeddings (OpenAI-compatible /embeddings) for hybrid retrieval with BM25
+    embeddings_base_url: HttpUrl | None = None
+    embeddings_api_key: SecretStr | None = None
+    embeddings_model: str = "text-embedding-3-small"
+    embeddings_batch_size: Annotated[int, Field(ge=1, le=2048)] = 64
+
     # Knowledge ingestion
     ingest_max_file_bytes: PositiveInt = 10 * 1024 * 1024
     ingest_max_sources_per_bot: PositiveInt = 200

@@ -7,6 +7,7 @@ from fastapi import Depends, Request
 
 from app.chatbots.repository import ChatbotRepository
 from app.core.resources import Resources, ResourcesDep
+from app.retrieval.embeddings import EmbeddingsClient
 from app.sources.queue import IngestQueue
 from app.sources.repository import SourceRepository
 from app.sources.service import IngestionService
@@ -22,6 +23,7 @@ def ingestion_service(
         resources.redis,
         http,
         queue,
+        EmbeddingsClient.configured(http, resources.settings),
     )
 
 

@@ -54,18 +54,12 @@ class SourceRepository:
         await self._chunks.delete_many({"source_id": source_id})
         await self._sources.delete_one({"id": source_id})
 
-    async def chunks_for_chatbot(self, chatbot_id: str) -> list[Document]:
-        found = self._chunks.find(
-            {"chatbot_id": chatbot_id},
-            {
-                "_id": 0,
-                "id": 1,
-                "source_id": 1,
-                "position": 1,
-                "title": 1,
-                "url": 1,
-                "heading": 1,
-                "content": 1,
-            },
-        ).sort([("source_id", 1), ("position", 1)])
+    async def chunks_for_chatbot(self, chatbot_id: str, with_embeddings: bool) -> list[Document]:
+        fields = ["id", "source_id", "position", "title", "url", "heading", "content"]
+        projection = {"_id": 0, **dict.fromkeys(fields, 1)}
+        if with_embeddings:
+            projection["embedding"] = 1
+        found = self._chunks.find({"chatbot_id": chatbot_id}, projection).sort(
+            [("source_id", 1), ("position", 1)]
+        )
         return await found.to_list()

@@ -15,6 +15,7 @@ from app.core.errors import DomainError, NotFoundError
 from app.core.events import publish_event
 from app.core.redis import RedisClient
 from app.core.security import new_id, utcnow
+from app.retrieval.embeddings import EmbeddingsClient, EmbeddingsError
 from app.sources.chunking import chunk_text
 from app.sources.crawl import CrawlSpec, collect
 from app.sources.extract import ExtractionError, extract_text, file_type
@@ -73,7 +74,9 @@ class IngestionService:
         redis: RedisClient | None,
         http: httpx.AsyncClient | None,
         queue: IngestQueue | None = None,
+        embeddings: EmbeddingsClient | None = None,
     ) -> None:
+        self._embeddings = embeddings
         self._sources = sources
         self._chatbots = chatbots
         self._settings = settings
@@ -243,6 +246,7 @@ class IngestionService:
                     f"{self._settings.ingest_max_chars_per_bot}"
                 )
             chunks = self._chunk(chatbot, source, documents)
+            await self._embed(chunks)
             await self._sources.replace_chunks(source_id, chunks)
             await self._chatbots.bump_knowledge(source["chatbot_id"])
             progress = {"percent": 100, "chunks": len(chunks), "pages": len(documents)}
@@ -292,6 +296,18 @@ class IngestionService:
         file = source["file"]
         text = await asyncio.to_thread(extract_text, file["filename"], bytes(file["data"]))
         return [(source["title"], None, text)]
+
+    async def _embed(self, chunks: list[Document]) -> None:
+        """Adds vectors for hybrid retrieval; without them the chunks still serve BM25."""
+        if self._embeddings is None or not chunks:
+            return
+        try:
+            vectors = await self._embeddings.embed([chunk["content"] for chunk in chunks])
+        except EmbeddingsError as error:
+            logger.warning("chunks stored without embeddings: %s", error)
+            return
+        for chunk, vector in zip(chunks, vectors, strict=True):
+            chunk["embedding"] = vector
 
     @staticmethod
     def _chunk(
