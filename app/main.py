@@ -13,9 +13,7 @@ from pymongo.errors import PyMongoError
 from app.api import include_routers
 from app.chatbots.repository import ChatbotRepository
 from app.chatbots.service import ChatbotService
-from app.core.cache import Cache
 from app.core.config import Settings, get_settings
-from app.core.db import create_mongo_client
 from app.core.errors import install_error_handlers
 from app.core.http import http_client
 from app.core.indexes import ensure_indexes
@@ -26,10 +24,7 @@ from app.core.middleware import (
     RequestContextMiddleware,
     TimeoutMiddleware,
 )
-from app.core.ratelimit import RateLimiter
-from app.core.read_policy import ReadRouter
-from app.core.redis import RedisCircuit, create_redis_client
-from app.core.resources import Resources
+from app.core.resources import Resources, close_resources, open_resources
 from app.core.routes import RouteTemplates
 from app.core.throttle import FailureCounter
 from app.core.tracing import setup_tracing
@@ -63,21 +58,10 @@ async def prepare_database(resources: Resources, prepared: asyncio.Event) -> Non
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    mongo = create_mongo_client(settings)
-    redis = create_redis_client(settings)
+    resources = open_resources(settings)
+    redis = resources.redis
     if redis is None:
         logger.warning("redis: %s; limits, cache and fan-out stay in-process", REDIS_FALLBACK)
-    circuit = RedisCircuit(settings.redis_retry_after_failure_seconds)
-    db = mongo[settings.db_name]
-    resources = Resources(
-        settings=settings,
-        mongo=mongo,
-        db=db,
-        redis=redis,
-        cache=Cache(redis, circuit, enabled=settings.cache_enabled, ttl=settings.cache_ttl),
-        rate_limiter=RateLimiter(redis, circuit),
-        reads=ReadRouter(db, settings.read_policy_file),
-    )
     app.state.resources = resources
     http = app.state.http = http_client(settings)
     app.state.ingest_queue = IngestQueue(
@@ -104,9 +88,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         for task in background:
             task.cancel()
         await app.state.http.aclose()
-        if redis is not None:
-            await redis.aclose()
-        await mongo.close()
+        await close_resources(resources)
 
 
 def create_app(

@@ -91,6 +91,19 @@ def wait_ready(
     return poll_until(status, lambda s: s["status"] in {"ready", "failed"}, 30)
 
 
+def add_text(
+    client: httpx.Client, owner: Account, bot: str, title: str, text: str
+) -> dict[str, Any]:
+    """Adds a text source and waits until it is processed."""
+    response = client.post(
+        f"/api/chatbots/{bot}/sources/text",
+        json={"title": title, "text": text},
+        headers=owner.headers,
+    )
+    assert response.status_code == 202, response.text
+    return wait_ready(client, owner, bot, response.json()["id"])
+
+
 def upload(
     client: httpx.Client, owner: Account, chatbot_id: str, name: str, data: bytes
 ) -> dict[str, Any]:
@@ -167,12 +180,7 @@ def test_a_question_outside_the_knowledge_gets_i_dont_know(
     client: httpx.Client, owner: Account
 ) -> None:
     bot = create_chatbot(client, owner)["id"]
-    source = client.post(
-        f"/api/chatbots/{bot}/sources/text",
-        json={"title": "Hours", "text": "The shop opens at nine in the morning on weekdays."},
-        headers=owner.headers,
-    ).json()
-    wait_ready(client, owner, bot, source["id"])
+    add_text(client, owner, bot, "Hours", "The shop opens at nine in the morning on weekdays.")
     answer = ask(client, owner.headers, bot, "What is the capital of Mongolia?")
     assert answer["answered"] is False
     assert answer["answer"] == "I don't know the answer to that from the knowledge I have."
@@ -283,12 +291,7 @@ def test_deleting_a_source_removes_its_chunks_from_retrieval(
     client: httpx.Client, owner: Account
 ) -> None:
     bot = create_chatbot(client, owner)["id"]
-    source = client.post(
-        f"/api/chatbots/{bot}/sources/text",
-        json={"title": "Pets", "text": "Dogs on a leash are welcome in the garden."},
-        headers=owner.headers,
-    ).json()
-    wait_ready(client, owner, bot, source["id"])
+    source = add_text(client, owner, bot, "Pets", "Dogs on a leash are welcome in the garden.")
     url = f"/api/chatbots/{bot}/retrieve"
     assert client.post(url, json={"query": "dogs garden"}, headers=owner.headers).json()["results"]
     assert (
@@ -346,12 +349,7 @@ def test_a_bots_api_key_may_retrieve_and_chat_for_that_bot(
     client: httpx.Client, owner: Account
 ) -> None:
     bot = create_chatbot(client, owner)["id"]
-    source = client.post(
-        f"/api/chatbots/{bot}/sources/text",
-        json={"title": "Phone", "text": "Call support on weekdays between eight and six."},
-        headers=owner.headers,
-    ).json()
-    wait_ready(client, owner, bot, source["id"])
+    add_text(client, owner, bot, "Phone", "Call support on weekdays between eight and six.")
     key = create_api_key(client, owner, bot)["key"]
     assert (
         client.post(
@@ -489,12 +487,7 @@ def test_the_widget_serves_public_bots_to_their_allowed_origins_only(
     shop = "https://shop.example.com"
     bot = create_chatbot(client, owner, visibility="public", allowed_origins=[shop])["id"]
     private_bot = create_chatbot(client, owner)["id"]
-    source = client.post(
-        f"/api/chatbots/{bot}/sources/text",
-        json={"title": "Sizes", "text": "Our shoes run half a size small."},
-        headers=owner.headers,
-    ).json()
-    wait_ready(client, owner, bot, source["id"])
+    add_text(client, owner, bot, "Sizes", "Our shoes run half a size small.")
     url = f"/api/public/chatbots/{bot}/chat"
     visitor = {"message": "Do the shoes run small?", "session_id": "visitor-1"}
 

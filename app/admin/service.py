@@ -7,7 +7,7 @@ from app.admin.schemas import PlatformCounts, UserAdminUpdate
 from app.chatbots.repository import ChatbotRepository
 from app.core.db import Document
 from app.core.errors import ConflictError, NotFoundError
-from app.core.schemas import Page, encode_cursor
+from app.core.schemas import Page, page_of
 from app.core.security import utcnow
 from app.users.repository import RefreshTokenRepository, UserRepository
 from app.users.schemas import Role, UserOut, UserStatus
@@ -45,10 +45,7 @@ class AdminService:
             cursor=cursor,
             limit=limit + 1,
         )
-        items = [user_out(user) for user in found[:limit]]
-        last = found[limit - 1] if len(found) > limit else None
-        next_cursor = encode_cursor(last["created_at"], last["id"]) if last else None
-        return Page(items=items, next_cursor=next_cursor)
+        return page_of(found, limit, user_out, "created_at")
 
     async def update_user(self, admin: Document, user_id: str, request: UserAdminUpdate) -> UserOut:
         fields = request.model_dump(exclude_none=True, mode="json")

@@ -25,7 +25,7 @@ from app.core.db import Document
 from app.core.errors import DomainError, NotFoundError
 from app.core.events import publish_event
 from app.core.redis import RedisClient
-from app.core.schemas import Page, encode_cursor
+from app.core.schemas import Page, page_of
 from app.core.security import new_id, utcnow
 from app.retrieval.service import RetrievalService
 
@@ -209,12 +209,7 @@ class ConversationService:
         self, chatbot: Document, cursor: str | None, limit: int
     ) -> Page[ConversationOut]:
         found = await self._conversations.list_for_chatbot(chatbot["id"], cursor, limit + 1)
-        items = [ConversationOut(**c) for c in found[:limit]]
-        last = found[limit - 1] if len(found) > limit else None
-        return Page(
-            items=items,
-            next_cursor=encode_cursor(last["started_at"], last["id"]) if last else None,
-        )
+        return page_of(found, limit, lambda c: ConversationOut(**c), "started_at")
 
     async def detail(
         self, chatbot: Document, conversation_id: str, after: datetime | None, limit: int

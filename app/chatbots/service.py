@@ -6,7 +6,7 @@ from app.chatbots.repository import ChatbotRepository
 from app.chatbots.schemas import ChatbotCreate, ChatbotOut, ChatbotUpdate
 from app.core.db import Document
 from app.core.errors import NotFoundError, UnprocessableError
-from app.core.schemas import Page, encode_cursor
+from app.core.schemas import Page, page_of
 from app.core.security import new_id, utcnow
 
 logger = logging.getLogger(__name__)
@@ -44,10 +44,7 @@ class ChatbotService:
         found = await self._chatbots.list_owned(
             user["id"], name_contains=name_contains, cursor=cursor, limit=limit + 1
         )
-        items = [ChatbotOut(**chatbot) for chatbot in found[:limit]]
-        last = found[limit - 1] if len(found) > limit else None
-        next_cursor = encode_cursor(last["created_at"], last["id"]) if last else None
-        return Page(items=items, next_cursor=next_cursor)
+        return page_of(found, limit, lambda chatbot: ChatbotOut(**chatbot), "created_at")
 
     async def update(self, chatbot: Document, request: ChatbotUpdate) -> ChatbotOut:
         fields = request.to_set()

@@ -3,8 +3,9 @@
 import base64
 import binascii
 import json
+from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field
@@ -50,6 +51,18 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
         raise InvalidCursorError("The cursor is not one this API returned") from None
     return position, item_id
+
+
+def page_of[T](
+    found: list[dict[str, Any]], limit: int, item: Callable[[dict[str, Any]], T], time_field: str
+) -> Page[T]:
+    """A page from `limit + 1` documents read in (time desc, id desc) order: the extra one only
+    says whether there is a next page."""
+    last = found[limit - 1] if len(found) > limit else None
+    return Page(
+        items=[item(document) for document in found[:limit]],
+        next_cursor=encode_cursor(last[time_field], last["id"]) if last else None,
+    )
 
 
 def after_cursor(cursor: str | None, time_field: str = "created_at") -> dict[str, object]:

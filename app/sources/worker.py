@@ -14,15 +14,10 @@ import socket
 from pymongo.errors import PyMongoError
 from redis.exceptions import RedisError, ResponseError
 
-from app.core.cache import Cache
 from app.core.config import Settings
-from app.core.db import create_mongo_client
 from app.core.http import http_client
 from app.core.indexes import ensure_indexes
-from app.core.ratelimit import RateLimiter
-from app.core.read_policy import ReadRouter
-from app.core.redis import RedisCircuit, create_redis_client
-from app.core.resources import Resources
+from app.core.resources import close_resources, open_resources
 from app.sources.dependencies import ingestion_service
 from app.sources.queue import GROUP
 
@@ -32,20 +27,9 @@ logger = logging.getLogger(__name__)
 async def run_worker(settings: Settings) -> None:
     if settings.redis_url is None:
         raise SystemExit("botsmith worker needs REDIS_URL (without it the API ingests in-process)")
-    mongo = create_mongo_client(settings)
-    redis = create_redis_client(settings)
+    resources = open_resources(settings)
+    redis, db = resources.redis, resources.db
     assert redis is not None
-    circuit = RedisCircuit(settings.redis_retry_after_failure_seconds)
-    db = mongo[settings.db_name]
-    resources = Resources(
-        settings=settings,
-        mongo=mongo,
-        db=db,
-        redis=redis,
-        cache=Cache(redis, circuit, enabled=settings.cache_enabled, ttl=settings.cache_ttl),
-        rate_limiter=RateLimiter(redis, circuit),
-        reads=ReadRouter(db, settings.read_policy_file),
-    )
     http = http_client(settings)
     service = ingestion_service(resources, http, None)
     stream, consumer = settings.ingest_stream, f"{socket.gethostname()}-{os.getpid()}"
@@ -92,6 +76,5 @@ async def run_worker(settings: Settings) -> None:
                     break
     finally:
         await http.aclose()
-        await redis.aclose()
-        await mongo.close()
+        await close_resources(resources)
         logger.info("worker %s stopped", consumer)

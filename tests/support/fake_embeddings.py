@@ -3,10 +3,10 @@ to concepts (so that 'automobile' and 'vehicles' meet) and hashed into 32 dimens
 
 import json
 import re
-import threading
 import zlib
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
+from typing import Any
+
+from tests.support.loopback import LoopbackServer, QuietHandler
 
 CONCEPTS = {"automobile": "vehicle", "car": "vehicle", "vehicles": "vehicle", "vehicle": "vehicle"}
 DIMENSIONS = 32
@@ -20,13 +20,13 @@ def embed(text: str) -> list[float]:
     return vector
 
 
-class FakeEmbeddings:
+class FakeEmbeddings(LoopbackServer):
     def __init__(self) -> None:
         self.inputs: list[str] = []
         self.failing = False
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 body: dict[str, Any] = json.loads(
                     self.rfile.read(int(self.headers["Content-Length"]))
@@ -41,25 +41,8 @@ class FakeEmbeddings:
                     {"object": "embedding", "index": i, "embedding": embed(t)}
                     for i, t in enumerate(texts)
                 ]
-                payload = json.dumps(
-                    {"object": "list", "data": data, "model": body["model"]}
-                ).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                payload = {"object": "list", "data": data, "model": body["model"]}
+                self.send_body(200, "application/json", json.dumps(payload).encode())
 
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}/v1"
-
-    def __enter__(self) -> Self:
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(Handler)
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"

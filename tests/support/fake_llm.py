@@ -2,20 +2,20 @@
 `stream: true` answers in the real wire format (server-sent `data:` chunks, then [DONE])."""
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
+from typing import Any
+
+from tests.support.loopback import LoopbackServer, QuietHandler
 
 
-class FakeLLM:
+class FakeLLM(LoopbackServer):
     def __init__(self, reply: str = "Parcels ship within two days [1].") -> None:
         self.reply = reply
         self.mode = "ok"  # ok | error | slow
         self.requests: list[dict[str, Any]] = []
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 length = int(self.headers["Content-Length"])
                 fake.requests.append(
@@ -46,16 +46,5 @@ class FakeLLM:
                     self.wfile.flush()
                 self.wfile.write(b"data: [DONE]\n\n")
 
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}/v1"
-
-    def __enter__(self) -> Self:
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(Handler)
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
