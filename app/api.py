@@ -10,6 +10,7 @@ from app.chatbots.router import router as chatbots_router
 from app.core.metrics import metrics_router
 from app.health.router import api_router as health_api_router
 from app.health.router import probe_router
+from app.realtime.router import router as realtime_router
 from app.retrieval.router import router as retrieval_router
 from app.sources.router import router as sources_router
 from app.users.router import auth_router, users_router
@@ -25,6 +26,7 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     retrieval_router,
     chat_router,
     public_chat_router,
+    realtime_router,
 )
 ROOT_ROUTERS: tuple[APIRouter, ...] = (probe_router, metrics_router)
 

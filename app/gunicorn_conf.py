@@ -32,7 +32,7 @@ from prometheus_client import multiprocess  # noqa: E402
 
 bind = [f"{_settings.host}:{_settings.port}"]
 workers = _settings.uvicorn_workers
-worker_class = "uvicorn_worker.UvicornWorker"
+worker_class = "app.serving.Worker"  # uvicorn_worker.UvicornWorker with WebSocket settings
 graceful_timeout = _settings.gunicorn_graceful_timeout
 timeout = _settings.gunicorn_graceful_timeout + 30
 keepalive = _settings.gunicorn_keepalive

@@ -29,7 +29,9 @@ from app.core.routes import RouteTemplates
 from app.core.throttle import FailureCounter
 from app.core.tracing import setup_tracing
 from app.health.service import REDIS_FALLBACK, HealthService
+from app.realtime.hub import Hub
 from app.retrieval.service import RetrievalIndexes
+from app.serving import BEFORE_SHUTDOWN
 from app.sources.dependencies import ingestion_service
 from app.sources.queue import IngestQueue
 
@@ -55,6 +57,18 @@ async def prepare_database(resources: Resources, prepared: asyncio.Event) -> Non
             return
 
 
+async def push_status(hub: Hub, health: HealthService, interval: float) -> None:
+    """The health summary to `status` subscribers: when it changes, and every `interval`."""
+    last_sent = 0.0
+    while True:
+        report = (await health.report()).model_dump()
+        now = asyncio.get_running_loop().time()
+        if report != hub.last_status or now - last_sent >= interval:
+            hub.push_status(report)
+            last_sent = now
+        await asyncio.sleep(min(1.0, interval))
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
@@ -71,7 +85,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     app.state.retrieval_indexes = RetrievalIndexes()
     prepared = asyncio.Event()
-    app.state.health = HealthService(resources, prepared)
+    health = app.state.health = HealthService(resources, prepared)
+    hub = app.state.hub = Hub(
+        settings.websocket_max_connections,
+        settings.websocket_max_per_user,
+        settings.websocket_send_queue,
+    )
+    resources.events.listen(hub.on_event)
+    resources.events.start()
+    BEFORE_SHUTDOWN.append(hub.close_all)
     app.state.login_throttle = FailureCounter(
         redis,
         "botsmith:login-failures:",
@@ -81,6 +103,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     background = [
         asyncio.create_task(prepare_database(resources, prepared)),
         asyncio.create_task(resources.reads.watch(settings.read_policy_reload_seconds)),
+        asyncio.create_task(push_status(hub, health, settings.websocket_status_interval)),
     ]
     try:
         yield

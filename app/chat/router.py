@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 import httpx
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import StreamingResponse
+from starlette.datastructures import State
 
 from app.chat.providers import AnswerProvider, OfflineProvider, OpenAICompatibleProvider
 from app.chat.repository import ConversationRepository
@@ -23,19 +24,24 @@ from app.chat.service import ChatService, ConversationService
 from app.chatbots.dependencies import BotCaller, OwnedChatbot
 from app.core.db import Document
 from app.core.errors import problem_responses
-from app.core.resources import ResourcesDep
+from app.core.resources import Resources, ResourcesDep
 from app.core.schemas import Cursor, Limit, Page
-from app.retrieval.dependencies import RetrievalServiceDep
+from app.retrieval.embeddings import EmbeddingsClient
+from app.retrieval.service import RetrievalService
+from app.sources.repository import SourceRepository
 
 router = APIRouter(prefix="/chatbots/{chatbot_id}", tags=["chat"])
 
 
-async def get_chat_service(
-    request: Request, resources: ResourcesDep, retrieval: RetrievalServiceDep
-) -> ChatService:
-    conversations = ConversationRepository(resources.db, resources.reads)
-    http: httpx.AsyncClient = request.app.state.http
+def build_chat_service(state: State, resources: Resources) -> ChatService:
+    """The chat service over a request's or a WebSocket's app state."""
+    http: httpx.AsyncClient = state.http
     settings = resources.settings
+    retrieval = RetrievalService(
+        SourceRepository(resources.db),
+        state.retrieval_indexes,
+        EmbeddingsClient.configured(http, settings),
+    )
 
     def provider_for(chatbot: Document) -> AnswerProvider:
         model = chatbot["model"]
@@ -51,12 +57,17 @@ async def get_chat_service(
             settings.llm_timeout_seconds,
         )
 
-    return ChatService(conversations, retrieval, provider_for, resources.redis)
+    conversations = ConversationRepository(resources.db, resources.reads)
+    return ChatService(conversations, retrieval, provider_for, resources.events)
+
+
+async def get_chat_service(request: Request, resources: ResourcesDep) -> ChatService:
+    return build_chat_service(request.app.state, resources)
 
 
 async def get_conversation_service(resources: ResourcesDep) -> ConversationService:
     conversations = ConversationRepository(resources.db, resources.reads)
-    return ConversationService(conversations, resources.redis)
+    return ConversationService(conversations, resources.events)
 
 
 ChatServiceDep = Annotated[ChatService, Depends(get_chat_service)]

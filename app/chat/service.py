@@ -23,8 +23,7 @@ from app.chat.schemas import (
 )
 from app.core.db import Document
 from app.core.errors import DomainError, NotFoundError
-from app.core.events import publish_event
-from app.core.redis import RedisClient
+from app.core.events import EventBus, publish_event
 from app.core.schemas import Page, page_of
 from app.core.security import new_id, utcnow
 from app.retrieval.service import RetrievalService
@@ -53,12 +52,12 @@ class ChatService:
         conversations: ConversationRepository,
         retrieval: RetrievalService,
         providers: Callable[[Document], AnswerProvider],
-        redis: RedisClient | None,
+        events: EventBus,
     ) -> None:
         self._conversations = conversations
         self._retrieval = retrieval
         self._providers = providers
-        self._redis = redis
+        self._events = events
 
     async def events(
         self, chatbot: Document, request: ChatRequest, conversation: Document
@@ -184,7 +183,7 @@ class ChatService:
         }
         await self._conversations.create(conversation)
         await publish_event(
-            self._redis,
+            self._events,
             chatbot["user_id"],
             {
                 "type": "conversation.started",
@@ -201,9 +200,9 @@ class MessageNotFoundError(NotFoundError):
 
 
 class ConversationService:
-    def __init__(self, conversations: ConversationRepository, redis: RedisClient | None) -> None:
+    def __init__(self, conversations: ConversationRepository, events: EventBus) -> None:
         self._conversations = conversations
-        self._redis = redis
+        self._events = events
 
     async def list(
         self, chatbot: Document, cursor: str | None, limit: int
@@ -236,7 +235,7 @@ class ConversationService:
         if message is None:
             raise MessageNotFoundError()
         await publish_event(
-            self._redis,
+            self._events,
             chatbot["user_id"],
             {
                 "type": "feedback.received",

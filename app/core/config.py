@@ -99,6 +99,10 @@ class Settings(BaseSettings):
     websocket_max_connections: PositiveInt = 10_000
     websocket_ping_interval: PositiveFloat = 30
     websocket_ping_timeout: PositiveFloat = 10
+    websocket_max_per_user: PositiveInt = 20
+    websocket_max_message_bytes: PositiveInt = 64 * 1024
+    websocket_send_queue: PositiveInt = 256
+    websocket_status_interval: PositiveFloat = 15
 
     # Cache
     cache_enabled: bool = True

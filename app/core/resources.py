@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 from app.core.cache import Cache
 from app.core.config import Settings
 from app.core.db import MongoClient, MongoDatabase, create_mongo_client
+from app.core.events import EventBus
 from app.core.ratelimit import RateLimiter
 from app.core.read_policy import ReadRouter
 from app.core.redis import RedisCircuit, RedisClient, create_redis_client
@@ -22,6 +23,7 @@ class Resources:
     cache: Cache
     rate_limiter: RateLimiter
     reads: ReadRouter
+    events: EventBus
 
 
 # Dependencies are coroutines on purpose: FastAPI runs plain functions in a thread pool, which
@@ -41,10 +43,12 @@ def open_resources(settings: Settings) -> Resources:
         cache=Cache(redis, circuit, enabled=settings.cache_enabled, ttl=settings.cache_ttl),
         rate_limiter=RateLimiter(redis, circuit),
         reads=ReadRouter(db, settings.read_policy_file),
+        events=EventBus(redis),
     )
 
 
 async def close_resources(resources: Resources) -> None:
+    await resources.events.stop()
     if resources.redis is not None:
         await resources.redis.aclose()
     await resources.mongo.close()

@@ -20,7 +20,7 @@ def ingestion_service(
         SourceRepository(resources.db),
         ChatbotRepository(resources.db, resources.cache, resources.reads),
         resources.settings,
-        resources.redis,
+        resources.events,
         http,
         queue,
         EmbeddingsClient.configured(http, resources.settings),

@@ -12,8 +12,7 @@ from app.chatbots.repository import ChatbotRepository
 from app.core.config import Settings
 from app.core.db import Document
 from app.core.errors import DomainError, NotFoundError
-from app.core.events import publish_event
-from app.core.redis import RedisClient
+from app.core.events import EventBus, publish_event
 from app.core.security import new_id, utcnow
 from app.retrieval.embeddings import EmbeddingsClient, EmbeddingsError
 from app.sources.chunking import chunk_text
@@ -71,7 +70,7 @@ class IngestionService:
         sources: SourceRepository,
         chatbots: ChatbotRepository,
         settings: Settings,
-        redis: RedisClient | None,
+        events: EventBus,
         http: httpx.AsyncClient | None,
         queue: IngestQueue | None = None,
         embeddings: EmbeddingsClient | None = None,
@@ -80,7 +79,7 @@ class IngestionService:
         self._sources = sources
         self._chatbots = chatbots
         self._settings = settings
-        self._redis = redis
+        self._events = events
         self._http = http
         self._queue = queue
 
@@ -345,4 +344,4 @@ class IngestionService:
             "percent": percent,
             **extra,
         }
-        await publish_event(self._redis, source["user_id"], event)
+        await publish_event(self._events, source["user_id"], event)

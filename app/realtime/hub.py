@@ -1,0 +1,137 @@
+"""WebSocket connections of one process: limits, topics, bounded send queues, fan-out."""
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from starlette.websockets import WebSocket, WebSocketState
+
+from app.core.events import CHANNEL_PREFIX
+from app.core.metrics import WS_CONNECTIONS, WS_DROPPED, WS_FANOUT_LATENCY, WS_MESSAGES
+
+logger = logging.getLogger(__name__)
+GOING_AWAY = 1001
+POLICY_VIOLATION = 1008
+TRY_AGAIN_LATER = 1013
+TOPICS = frozenset({"notifications", "status", "chat"})
+
+
+@dataclass(eq=False)
+class Connection:
+    socket: WebSocket
+    user_id: str | None  # None for a widget visitor
+    chatbot_id: str | None  # the public bot a visitor talks to
+    queue: asyncio.Queue[str]
+    topics: set[str] = field(default_factory=set)
+    sender: asyncio.Task[None] | None = None
+    closing: bool = False
+
+    def offer(self, message: dict[str, object]) -> bool:
+        """Queues a message; False when the client is too slow to keep up."""
+        try:
+            self.queue.put_nowait(json.dumps(message, default=str))
+        except asyncio.QueueFull:
+            return False
+        return True
+
+
+class Hub:
+    def __init__(self, max_connections: int, max_per_user: int, queue_size: int) -> None:
+        self._max = max_connections
+        self._max_per_user = max_per_user
+        self._queue_size = queue_size
+        self._connections: set[Connection] = set()
+        self._per_user: dict[str, int] = defaultdict(int)
+        self.last_status: dict[str, object] | None = None
+        self._closing: set[asyncio.Task[None]] = set()
+
+    def admit(
+        self, socket: WebSocket, user_id: str | None, chatbot_id: str | None
+    ) -> tuple[Connection | None, int, str]:
+        """A registered connection, or None with the close code and reason."""
+        if len(self._connections) >= self._max:
+            return None, TRY_AGAIN_LATER, "server at its WebSocket capacity, retry later"
+        if user_id is not None and self._per_user[user_id] >= self._max_per_user:
+            return None, POLICY_VIOLATION, "too many connections for this user"
+        connection = Connection(socket, user_id, chatbot_id, asyncio.Queue(self._queue_size))
+        self._connections.add(connection)
+        if user_id is not None:
+            self._per_user[user_id] += 1
+        connection.sender = asyncio.create_task(self._send_loop(connection))
+        WS_CONNECTIONS.inc()
+        return connection, 0, ""
+
+    def release(self, connection: Connection) -> None:
+        if connection not in self._connections:
+            return
+        self._connections.discard(connection)
+        if connection.user_id is not None:
+            self._per_user[connection.user_id] -= 1
+            if not self._per_user[connection.user_id]:
+                del self._per_user[connection.user_id]
+        if connection.sender is not None:
+            connection.sender.cancel()
+        WS_CONNECTIONS.dec()
+
+    def send(self, connection: Connection, message: dict[str, object]) -> None:
+        if not connection.offer(message):
+            self.drop_slow(connection)
+
+    def drop_slow(self, connection: Connection) -> None:
+        WS_DROPPED.inc()
+        logger.warning("dropping a slow WebSocket consumer (user %s)", connection.user_id)
+        task = asyncio.create_task(self.close(connection, POLICY_VIOLATION, "too slow to keep up"))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def close(self, connection: Connection, code: int, reason: str) -> None:
+        if connection.closing:
+            return
+        connection.closing = True
+        self.release(connection)
+        if connection.socket.application_state == WebSocketState.CONNECTED:
+            with contextlib.suppress(RuntimeError):  # the client went away meanwhile
+                await connection.socket.close(code, reason)
+
+    async def close_all(self, code: int = GOING_AWAY, reason: str = "server shutting down") -> None:
+        await asyncio.gather(*(self.close(c, code, reason) for c in list(self._connections)))
+
+    async def on_event(self, channel: str, event: dict[str, object]) -> None:
+        """An owner event from any process: to that owner's sockets subscribed to it."""
+        user_id = channel.removeprefix(CHANNEL_PREFIX + "user:")
+        sent_at = event.pop("sent_at", None)
+        message: dict[str, object] = {"type": "event", "topic": "notifications", "data": event}
+        for connection in list(self._connections):
+            if connection.user_id == user_id and "notifications" in connection.topics:
+                self.send(connection, message)
+                if isinstance(sent_at, int | float):
+                    WS_FANOUT_LATENCY.observe(max(0.0, time.time() - sent_at))
+
+    def push_status(self, status: dict[str, object]) -> None:
+        self.last_status = status
+        for connection in list(self._connections):
+            if "status" in connection.topics:
+                self.send(connection, {"type": "status", "data": status})
+
+    @staticmethod
+    async def _send_loop(connection: Connection) -> None:
+        while True:
+            text = await connection.queue.get()
+            try:
+                await connection.socket.send_text(text)
+            except (RuntimeError, OSError):
+                return
+            WS_MESSAGES.labels("out").inc()
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._connections)
+
+
+def worker_id() -> int:
+    return os.getpid()
