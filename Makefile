@@ -1,5 +1,5 @@
 # The two commands: `make dev` runs the service, `make test` runs every check.
-.PHONY: dev test install services stop lint format clean bench-http bench-retrieval
+.PHONY: dev test install services stop lint format clean bench-http bench-retrieval bench-ws
 
 dev:  ## install, start FerretDB and Redis, run the API in the foreground
 	bash scripts/dev.sh
@@ -38,3 +38,7 @@ bench-http:  ## product vs baseline under wrk: throughput ratios, 1,000 connecti
 bench-retrieval:  ## ingestion throughput and retrieval latency at 1k, 10k and 100k chunks
 	bash scripts/bootstrap.sh
 	.venv/bin/python bench/retrieval_bench.py $(ARGS)
+
+bench-ws:  ## 10,000 held WebSockets (server RSS) and broadcast latency to 1,000 subscribers
+	bash scripts/bootstrap.sh
+	.venv/bin/python bench/ws_bench.py $(ARGS)

@@ -33,6 +33,8 @@ class Worker(UvicornWorker):  # type: ignore[misc]
         "ws_ping_interval": _settings.websocket_ping_interval,
         "ws_ping_timeout": _settings.websocket_ping_timeout,
         "ws_max_size": _settings.websocket_max_message_bytes,
+        # Compression state costs tens of kilobytes per socket and buys little on small frames.
+        "ws_per_message_deflate": _settings.websocket_per_message_deflate,
     }
 
     async def _serve(self) -> None:

@@ -103,6 +103,7 @@ class Settings(BaseSettings):
     websocket_max_message_bytes: PositiveInt = 64 * 1024
     websocket_send_queue: PositiveInt = 256
     websocket_status_interval: PositiveFloat = 15
+    websocket_per_message_deflate: bool = False
 
     # Cache
     cache_enabled: bool = True

@@ -31,10 +31,10 @@ class Connection:
     sender: asyncio.Task[None] | None = None
     closing: bool = False
 
-    def offer(self, message: dict[str, object]) -> bool:
-        """Queues a message; False when the client is too slow to keep up."""
+    def offer(self, text: str) -> bool:
+        """Queues an encoded message; False when the client is too slow to keep up."""
         try:
-            self.queue.put_nowait(json.dumps(message, default=str))
+            self.queue.put_nowait(text)
         except asyncio.QueueFull:
             return False
         return True
@@ -46,7 +46,7 @@ class Hub:
         self._max_per_user = max_per_user
         self._queue_size = queue_size
         self._connections: set[Connection] = set()
-        self._per_user: dict[str, int] = defaultdict(int)
+        self._by_user: dict[str, set[Connection]] = defaultdict(set)
         self.last_status: dict[str, object] | None = None
         self._closing: set[asyncio.Task[None]] = set()
 
@@ -56,12 +56,12 @@ class Hub:
         """A registered connection, or None with the close code and reason."""
         if len(self._connections) >= self._max:
             return None, TRY_AGAIN_LATER, "server at its WebSocket capacity, retry later"
-        if user_id is not None and self._per_user[user_id] >= self._max_per_user:
+        if user_id is not None and len(self._by_user.get(user_id, ())) >= self._max_per_user:
             return None, POLICY_VIOLATION, "too many connections for this user"
         connection = Connection(socket, user_id, chatbot_id, asyncio.Queue(self._queue_size))
         self._connections.add(connection)
         if user_id is not None:
-            self._per_user[user_id] += 1
+            self._by_user[user_id].add(connection)
         connection.sender = asyncio.create_task(self._send_loop(connection))
         WS_CONNECTIONS.inc()
         return connection, 0, ""
@@ -71,15 +71,19 @@ class Hub:
             return
         self._connections.discard(connection)
         if connection.user_id is not None:
-            self._per_user[connection.user_id] -= 1
-            if not self._per_user[connection.user_id]:
-                del self._per_user[connection.user_id]
+            mine = self._by_user[connection.user_id]
+            mine.discard(connection)
+            if not mine:
+                del self._by_user[connection.user_id]
         if connection.sender is not None:
             connection.sender.cancel()
         WS_CONNECTIONS.dec()
 
     def send(self, connection: Connection, message: dict[str, object]) -> None:
-        if not connection.offer(message):
+        self._send_text(connection, json.dumps(message, default=str))
+
+    def _send_text(self, connection: Connection, text: str) -> None:
+        if not connection.offer(text):
             self.drop_slow(connection)
 
     def drop_slow(self, connection: Connection) -> None:
@@ -105,18 +109,20 @@ class Hub:
         """An owner event from any process: to that owner's sockets subscribed to it."""
         user_id = channel.removeprefix(CHANNEL_PREFIX + "user:")
         sent_at = event.pop("sent_at", None)
-        message: dict[str, object] = {"type": "event", "topic": "notifications", "data": event}
-        for connection in list(self._connections):
-            if connection.user_id == user_id and "notifications" in connection.topics:
-                self.send(connection, message)
-                if isinstance(sent_at, int | float):
-                    WS_FANOUT_LATENCY.observe(max(0.0, time.time() - sent_at))
+        # Encoded once for every subscriber.
+        text = json.dumps({"type": "event", "topic": "notifications", "data": event}, default=str)
+        for connection in self._by_user.get(user_id, ()):
+            if "notifications" in connection.topics:
+                self._send_text(connection, text)
+        if isinstance(sent_at, int | float):
+            WS_FANOUT_LATENCY.observe(max(0.0, time.time() - sent_at))
 
     def push_status(self, status: dict[str, object]) -> None:
         self.last_status = status
+        text = json.dumps({"type": "status", "data": status}, default=str)
         for connection in list(self._connections):
             if "status" in connection.topics:
-                self.send(connection, {"type": "status", "data": status})
+                self._send_text(connection, text)
 
     @staticmethod
     async def _send_loop(connection: Connection) -> None:
