@@ -3,6 +3,7 @@
 from fastapi import APIRouter, FastAPI
 
 from app.admin.router import router as admin_router
+from app.analytics.router import router as analytics_router
 from app.apikeys.router import router as apikeys_router
 from app.chat.public import router as public_chat_router
 from app.chat.router import router as chat_router
@@ -27,6 +28,7 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     chat_router,
     public_chat_router,
     realtime_router,
+    analytics_router,
 )
 ROOT_ROUTERS: tuple[APIRouter, ...] = (probe_router, metrics_router)
 

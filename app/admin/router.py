@@ -8,6 +8,8 @@ from fastapi import APIRouter, Depends, Path, Query
 from app.admin.repository import PlatformRepository
 from app.admin.schemas import PlatformCounts, UserAdminUpdate
 from app.admin.service import AdminService
+from app.analytics.router import AnalyticsServiceDep, From, To, Zone
+from app.analytics.schemas import PlatformStats
 from app.chatbots.repository import ChatbotRepository
 from app.core.errors import problem_responses
 from app.core.resources import ResourcesDep
@@ -62,6 +64,18 @@ async def update_user(
 ) -> UserOut:
     """Changes a user's role or status; a suspension cuts off their tokens at once."""
     return await service.update_user(admin, user_id, body)
+
+
+@router.get("/stats", responses=problem_responses(422))
+async def platform_stats(
+    admin: AdminUser,
+    service: AnalyticsServiceDep,
+    start: From = None,
+    end: To = None,
+    timezone: Zone = "UTC",
+) -> PlatformStats:
+    """Platform totals and daily series: sign-ups, active users, bots, conversations, messages."""
+    return await service.platform(start, end, timezone)
 
 
 @router.get("/counts")

@@ -134,6 +134,10 @@ class Settings(BaseSettings):
     ingest_fetch_max_bytes: PositiveInt = 2 * 1024 * 1024
     ingest_user_agent: str = "BotSmithBot/0.1 (knowledge ingestion; +https://botsmith.ai/bot)"
 
+    # Analytics
+    analytics_max_days: Annotated[int, Field(ge=1, le=3660)] = 366
+    analytics_max_buckets: Annotated[int, Field(ge=1, le=100_000)] = 2000
+
     # Health checks: a short ping, its result shared for a moment
     health_check_timeout_seconds: PositiveFloat = 1.0
     health_cache_seconds: Annotated[float, Field(ge=0)] = 2.0

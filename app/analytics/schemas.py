@@ -1,0 +1,66 @@
+"""Analytics: the owner's and the admin's views."""
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+Interval = Literal["day", "hour"]
+
+
+class Totals(BaseModel):
+    conversations: int
+    messages: int
+    unique_visitors: int
+    avg_messages_per_conversation: float
+    answer_latency_ms_p50: float | None
+    answer_latency_ms_p95: float | None
+    feedback_up: int
+    feedback_down: int
+    feedback_ratio: float | None = Field(description="up / (up + down); null without feedback")
+    idk_rate: float | None = Field(description="Share of answers that were 'I don't know'")
+
+
+class Bucket(BaseModel):
+    start: datetime = Field(description="Bucket start in the requested time zone")
+    conversations: int
+    messages: int
+    unique_visitors: int
+
+
+class QuestionCount(BaseModel):
+    question: str
+    count: int
+
+
+class UnansweredQuestion(QuestionCount):
+    reasons: list[Literal["no_answer", "thumbs_down"]]
+
+
+class ChatbotAnalytics(BaseModel):
+    chatbot_id: str
+    start: datetime
+    end: datetime
+    interval: Interval
+    timezone: str
+    totals: Totals
+    series: list[Bucket]
+    top_questions: list[QuestionCount]
+    unanswered_questions: list[UnansweredQuestion]
+
+
+class DailyPlatform(BaseModel):
+    day: datetime
+    signups: int
+    active_users: int
+    chatbots: int
+    conversations: int
+    messages: int
+
+
+class PlatformStats(BaseModel):
+    start: datetime
+    end: datetime
+    timezone: str
+    totals: dict[str, int]
+    series: list[DailyPlatform]
