@@ -1,5 +1,5 @@
 # The two commands: `make dev` runs the service, `make test` runs every check.
-.PHONY: dev test install services stop lint format clean bench-http bench-retrieval bench-ws
+.PHONY: dev test install services stop lint format clean bench-http bench-retrieval bench-ws bench-analytics
 
 dev:  ## install, start FerretDB and Redis, run the API in the foreground
 	bash scripts/dev.sh
@@ -42,3 +42,7 @@ bench-retrieval:  ## ingestion throughput and retrieval latency at 1k, 10k and 1
 bench-ws:  ## 10,000 held WebSockets (server RSS) and broadcast latency to 1,000 subscribers
 	bash scripts/bootstrap.sh
 	.venv/bin/python bench/ws_bench.py $(ARGS)
+
+bench-analytics:  ## analytics p95, cold and cached, for a bot with 100,000 messages over 30 days
+	bash scripts/bootstrap.sh
+	.venv/bin/python bench/analytics_bench.py $(ARGS)

@@ -37,22 +37,9 @@ class AnalyticsRepository:
             "messages",
             [
                 {"$match": {"chatbot_id": chatbot_id, "timestamp": {"$gte": start, "$lt": end}}},
-                {"$sort": {"timestamp": 1}},
                 {"$project": MESSAGE_FIELDS},
             ],
         )
-
-    async def messages_by_role(
-        self, chatbot_id: str, start: datetime, end: datetime
-    ) -> dict[str, int]:
-        counts = self._rows(
-            "messages",
-            [
-                {"$match": {"chatbot_id": chatbot_id, "timestamp": {"$gte": start, "$lt": end}}},
-                {"$group": {"_id": "$role", "count": {"$sum": 1}}},
-            ],
-        )
-        return {row["_id"]: int(row["count"]) async for row in counts}
 
     def conversations(
         self, chatbot_id: str, start: datetime, end: datetime

@@ -150,7 +150,10 @@ class AnalyticsService:
         unanswered: dict[str, set[str]] = defaultdict(set)
         unanswered_count: Counter[str] = Counter()
         last_question: dict[str, str] = {}
-        async for message in self._repository.messages(chatbot_id, start, end):
+        # Ordered here: sorting in the pipeline costs FerretDB more than Python.
+        rows = [message async for message in self._repository.messages(chatbot_id, start, end)]
+        rows.sort(key=lambda message: message["timestamp"])
+        for message in rows:
             messages[buckets.key(message["timestamp"])] += 1
             if message["role"] == "user":
                 question = normalise_question(message["content"])
@@ -174,8 +177,7 @@ class AnalyticsService:
                 unanswered[asked].update(reasons)
                 unanswered_count[asked] += 1
 
-        by_role = await self._repository.messages_by_role(chatbot_id, start, end)
-        total_messages = sum(by_role.values())
+        total_messages = len(rows)
         total_conversations = sum(conversations.values())
         result = {
             "chatbot_id": chatbot_id,
