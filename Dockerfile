@@ -10,6 +10,7 @@ COPY requirements.lock ./
 RUN /opt/venv/bin/pip install --no-deps --only-binary=:all: -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY app ./app
+COPY operator ./operator
 RUN /opt/venv/bin/pip install --no-deps .
 
 # Runtime stage: no compilers, no build tools, a non-root user.
