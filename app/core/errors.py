@@ -56,11 +56,6 @@ class UnprocessableError(DomainError):
     title = "Unprocessable content"
 
 
-class ServiceUnavailableError(DomainError):
-    status = HTTPStatus.SERVICE_UNAVAILABLE
-    title = "Service unavailable"
-
-
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` entries documenting problem+json bodies for these statuses."""
     return {status: {"model": Problem} for status in statuses}

@@ -134,10 +134,6 @@ class Hub:
                 return
             WS_MESSAGES.labels("out").inc()
 
-    @property
-    def open_connections(self) -> int:
-        return len(self._connections)
-
 
 def worker_id() -> int:
     return os.getpid()
