@@ -385,15 +385,9 @@ def test_conversations_are_listed_paged_rated_exported_and_deleted(
     client: httpx.Client, owner: Account
 ) -> None:
     bot = create_chatbot(client, owner)["id"]
-    source = client.post(
-        f"/api/chatbots/{bot}/sources/text",
-        json={
-            "title": "Menu",
-            "text": "Breakfast is served from seven to ten. Lunch starts at noon.",
-        },
-        headers=owner.headers,
-    ).json()
-    wait_ready(client, owner, bot, source["id"])
+    source = add_text(
+        client, owner, bot, "Menu", "Breakfast is served from seven to ten. Lunch starts at noon."
+    )
     first = ask(client, owner.headers, bot, "When is breakfast served?")
     conversation = first["conversation_id"]
     second = client.post(

@@ -83,7 +83,6 @@ def test_the_answer_streams_from_the_provider_with_prompt_passages_and_turns(
     client: httpx.Client, llm: FakeLLM, bot: tuple[Account, str]
 ) -> None:
     owner, bot_id = bot
-    llm.mode = "ok"
     first = _events(client, owner, bot_id, {"message": "How fast do parcels ship?"})
     tokens = [data["text"] for name, data in first if name == "token"]
     assert "".join(tokens) == llm.reply
@@ -117,8 +116,7 @@ def test_a_provider_failure_is_a_502_and_the_question_is_kept(
     client: httpx.Client, llm: FakeLLM, bot: tuple[Account, str]
 ) -> None:
     owner, bot_id = bot
-    llm.mode = "error"
-    try:
+    with llm.behaving("error"):
         failed = client.post(
             f"/api/chatbots/{bot_id}/chat",
             json={"message": "How fast do parcels ship?"},
@@ -129,8 +127,6 @@ def test_a_provider_failure_is_a_502_and_the_question_is_kept(
         streamed = _events(client, owner, bot_id, {"message": "How fast do parcels ship?"})
         assert [name for name, _ in streamed] == ["start", "error"]
         assert streamed[-1][1]["timeout"] is False
-    finally:
-        llm.mode = "ok"
     conversations = client.get(
         f"/api/chatbots/{bot_id}/conversations", headers=owner.headers
     ).json()["items"]
@@ -146,15 +142,12 @@ def test_a_provider_timeout_is_a_504(
     client: httpx.Client, llm: FakeLLM, bot: tuple[Account, str]
 ) -> None:
     owner, bot_id = bot
-    llm.mode = "slow"
-    try:
+    with llm.behaving("slow"):
         response = client.post(
             f"/api/chatbots/{bot_id}/chat",
             json={"message": "How fast do parcels ship?"},
             headers=owner.headers,
         )
-    finally:
-        llm.mode = "ok"
     assert "did not finish within 1 s" in assert_problem(response, 504)["detail"]
 
 

@@ -3,12 +3,23 @@
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from tests.support.loopback import LoopbackServer, QuietHandler
 
 
 class FakeLLM(LoopbackServer):
+    @contextmanager
+    def behaving(self, mode: str) -> Iterator[None]:
+        """Answers as `mode` (error, slow) inside the block, normally again after it."""
+        self.mode = mode
+        try:
+            yield
+        finally:
+            self.mode = "ok"
+
     def __init__(self, reply: str = "Parcels ship within two days [1].") -> None:
         self.reply = reply
         self.mode = "ok"  # ok | error | slow
