@@ -30,10 +30,22 @@ def _fresh_address() -> str:
     return f"2001:db8::{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}"
 
 
+def _start_of_a_minute_window(needed_seconds: float = 25.0) -> None:
+    """Waits, if need be, so that the next `needed_seconds` fall within one minute window.
+
+    The sliding window weighs the previous minute by how much of it still overlaps, so a burst
+    that straddles a minute boundary is counted as slightly less than it was.
+    """
+    into_minute = time.time() % 60
+    if into_minute > 60 - needed_seconds:
+        time.sleep(60 - into_minute + 0.1)
+
+
 def test_the_201st_request_in_a_minute_is_429_whichever_worker_serves_it(
     start_api: StartApi,
 ) -> None:
     api = start_api(DEFAULT_LIMITS, workers=2)
+    _start_of_a_minute_window()
     client, other_client = _fresh_address(), _fresh_address()
     statuses = []
     for _ in range(200):
