@@ -18,6 +18,7 @@ from app.core.errors import install_error_handlers
 from app.core.http import http_client
 from app.core.indexes import ensure_indexes
 from app.core.logging import setup_logging
+from app.core.metrics import record_memory_every
 from app.core.middleware import (
     ConcurrencyLimitMiddleware,
     RateLimitMiddleware,
@@ -34,6 +35,8 @@ from app.retrieval.service import RetrievalIndexes
 from app.serving import BEFORE_SHUTDOWN
 from app.sources.dependencies import ingestion_service
 from app.sources.queue import IngestQueue
+
+MEMORY_SAMPLE_SECONDS = 10.0
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +107,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         asyncio.create_task(prepare_database(resources, prepared)),
         asyncio.create_task(resources.reads.watch(settings.read_policy_reload_seconds)),
         asyncio.create_task(push_status(hub, health, settings.websocket_status_interval)),
+        asyncio.create_task(record_memory_every(MEMORY_SAMPLE_SECONDS)),
     ]
     try:
         yield

@@ -2,7 +2,6 @@
 FerretDB and Redis."""
 
 import json
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +21,7 @@ from tests.support.api import (
     sign_up,
 )
 from tests.support.documents import docx, html, pdf
-from tests.support.processes import VENV_BIN, ApiServer, ManagedProcess, poll_until
+from tests.support.processes import ApiServer, IngestionWorker, ManagedProcess, poll_until
 from tests.support.site import Site
 
 LIMITS = {
@@ -55,11 +54,7 @@ def api(
 
 
 def start_worker(env: dict[str, str], workdir: Path) -> ManagedProcess:
-    worker = ManagedProcess(
-        [str(VENV_BIN / "botsmith"), "worker"],
-        workdir / "worker.log",
-        {**os.environ, **env},
-    )
+    worker = IngestionWorker(workdir, env)
     worker.start()
     return worker
 

@@ -18,7 +18,7 @@ from websockets.typing import Origin
 
 from tests.conftest import Services, StartApi
 from tests.support.api import Account, create_chatbot, sign_up
-from tests.support.processes import VENV_BIN, ApiServer, ManagedProcess
+from tests.support.processes import ApiServer, IngestionWorker
 
 
 def ws_url(api: ApiServer, **params: str) -> str:
@@ -67,9 +67,7 @@ def test_events_reach_sockets_on_both_workers_from_another_worker_and_the_ingest
     stream = f"test:ingest:{uuid.uuid4().hex[:8]}"
     api = start_api({"INGEST_STREAM": stream}, workers=2)
     api.wait_ready()
-    ingestion = ManagedProcess(
-        [str(VENV_BIN / "botsmith"), "worker"], tmp_path / "worker.log", {**os.environ, **api.env}
-    )
+    ingestion = IngestionWorker(tmp_path, api.env)
     ingestion.start()
     sockets: list[ClientConnection] = []
     stack = contextlib.ExitStack()

@@ -133,6 +133,8 @@ class Settings(BaseSettings):
     ingest_fetch_timeout_seconds: PositiveFloat = 10.0
     ingest_fetch_max_bytes: PositiveInt = 2 * 1024 * 1024
     ingest_user_agent: str = "BotSmithBot/0.1 (knowledge ingestion; +https://botsmith.ai/bot)"
+    # `botsmith worker` serves its metrics here (on HOST); 0 turns that off.
+    worker_metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9100
 
     # Analytics
     analytics_max_days: Annotated[int, Field(ge=1, le=3660)] = 366

@@ -31,6 +31,7 @@ from app.core.metrics import (
     MONGO_POOL_CHECKOUT_TIMEOUTS,
     MONGO_POOL_CHECKOUT_WAITS,
     MONGO_POOL_CONNECTIONS,
+    MONGO_POOL_MAX,
     MONGO_POOL_WAITING,
 )
 
@@ -91,6 +92,7 @@ class PoolMetricsListener(ConnectionPoolListener):
 
 def create_mongo_client(settings: Settings) -> MongoClient:
     """Builds the pooled async client; it connects lazily, so start-up never blocks on MongoDB."""
+    MONGO_POOL_MAX.set(settings.mongo_max_pool_size)
     return AsyncMongoClient(
         str(settings.mongo_url),
         maxPoolSize=settings.mongo_max_pool_size,

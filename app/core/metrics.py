@@ -1,5 +1,6 @@
 """Prometheus metrics shared by the whole service, correct under gunicorn's multiprocess mode."""
 
+import asyncio
 import os
 
 from fastapi import APIRouter, Response
@@ -96,6 +97,11 @@ MONGO_POOL_CONNECTIONS = Gauge(
     "Open connections in the MongoDB connection pool.",
     multiprocess_mode="livesum",
 )
+MONGO_POOL_MAX = Gauge(
+    "botsmith_mongo_pool_max_connections",
+    "MONGO_MAX_POOL_SIZE of each live process: the denominator of pool utilisation.",
+    multiprocess_mode="livesum",
+)
 MONGO_POOL_CHECKED_OUT = Gauge(
     "botsmith_mongo_pool_checked_out_connections",
     "MongoDB connections currently checked out of the pool.",
@@ -114,6 +120,38 @@ MONGO_POOL_CHECKOUT_TIMEOUTS = Counter(
     "botsmith_mongo_pool_checkout_timeouts",
     "Connection checkouts that failed because the wait queue timed out.",
 )
+INGEST_JOBS = Counter(
+    "botsmith_ingest_jobs",
+    "Ingestion jobs handled by `botsmith worker`, by outcome (done, retry, failed).",
+    ["outcome"],
+)
+INGEST_BACKLOG = Gauge(
+    "botsmith_ingest_backlog",
+    "Ingestion jobs not yet acknowledged: waiting in the stream plus being processed.",
+    multiprocess_mode="livemax",
+)
+PROCESS_MEMORY = Gauge(
+    "botsmith_process_resident_memory_bytes",
+    "Resident memory of the process; under gunicorn, summed over the live workers.",
+    multiprocess_mode="livesum",
+)
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+
+
+def record_memory() -> None:
+    """Sets PROCESS_MEMORY from /proc (Linux); elsewhere it stays unset."""
+    try:
+        with open("/proc/self/statm") as statm:
+            resident_pages = int(statm.read().split()[1])
+    except OSError:
+        return
+    PROCESS_MEMORY.set(resident_pages * _PAGE_SIZE)
+
+
+async def record_memory_every(seconds: float) -> None:
+    while True:
+        record_memory()
+        await asyncio.sleep(seconds)
 
 
 def render_latest() -> tuple[bytes, str]:

@@ -11,12 +11,15 @@ import os
 import signal
 import socket
 
+from prometheus_client import start_http_server
 from pymongo.errors import PyMongoError
 from redis.exceptions import RedisError, ResponseError
 
 from app.core.config import Settings
 from app.core.http import http_client
 from app.core.indexes import ensure_indexes
+from app.core.metrics import INGEST_BACKLOG, INGEST_JOBS, record_memory
+from app.core.redis import RedisClient
 from app.core.resources import close_resources, open_resources
 from app.sources.dependencies import ingestion_service
 from app.sources.queue import GROUP
@@ -39,6 +42,9 @@ async def run_worker(settings: Settings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
 
+    if settings.worker_metrics_port:
+        start_http_server(settings.worker_metrics_port, addr=settings.host)
+        logger.info("worker metrics on %s:%d/metrics", settings.host, settings.worker_metrics_port)
     await ensure_indexes(db)
     try:
         await redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
@@ -58,6 +64,8 @@ async def run_worker(settings: Settings) -> None:
                 logger.warning("redis unavailable, retrying: %s", error)
                 await asyncio.sleep(1)
                 continue
+            await _record_backlog(redis, stream)
+            record_memory()
             messages = list(claimed) + [m for _, batch in fresh or [] for m in batch]
             for message_id, fields in messages:
                 source_id = fields[b"source_id"].decode()
@@ -67,10 +75,14 @@ async def run_worker(settings: Settings) -> None:
                 except PyMongoError as error:
                     # Transient: left unacknowledged, so it is claimed again later.
                     logger.warning("source %s not processed, will retry: %s", source_id, error)
+                    INGEST_JOBS.labels("retry").inc()
                     continue
                 except Exception:
                     logger.exception("source %s failed unexpectedly", source_id)
                     await service.fail(source_id, "internal error while processing this source")
+                    INGEST_JOBS.labels("failed").inc()
+                else:
+                    INGEST_JOBS.labels("done").inc()
                 await redis.xack(stream, GROUP, message_id)
                 if stopping.is_set():
                     break
@@ -78,3 +90,14 @@ async def run_worker(settings: Settings) -> None:
         await http.aclose()
         await close_resources(resources)
         logger.info("worker %s stopped", consumer)
+
+
+async def _record_backlog(redis: RedisClient, stream: str) -> None:
+    """Jobs the group has not read yet (lag) plus those read and not acknowledged (pending)."""
+    try:
+        groups = await redis.xinfo_groups(stream)
+    except RedisError:
+        return
+    for group in groups:
+        if group["name"] in (GROUP, GROUP.encode()):
+            INGEST_BACKLOG.set((group.get("lag") or 0) + group["pending"])

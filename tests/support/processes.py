@@ -135,6 +135,15 @@ class RedisServer(ManagedProcess):
         wait_for_port(self.port)
 
 
+class IngestionWorker(ManagedProcess):
+    """``botsmith worker`` with the environment of the API it serves and its own metrics port."""
+
+    def __init__(self, workdir: Path, env: Mapping[str, str]) -> None:
+        self.metrics_port = free_port()
+        worker_env = {**os.environ, **env, "WORKER_METRICS_PORT": str(self.metrics_port)}
+        super().__init__([str(VENV_BIN / "botsmith"), "worker"], workdir / "worker.log", worker_env)
+
+
 class ApiServer(ManagedProcess):
     """``botsmith serve`` as a user starts it: gunicorn with uvicorn workers on a free port."""
 
