@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs everything the service and its tests need, idempotently: the Python 3.13 virtualenv
-# with the locked dependencies, Debian's redis-server and prometheus, and the FerretDB and Helm
-# binaries (built from the Go module proxy, cached under .cache/bin).
+# Installs everything the service needs, idempotently: the Python 3.13 virtualenv with the locked
+# dependencies, Debian's redis-server and prometheus, and the FerretDB and Helm binaries (built
+# from the Go module proxy, cached under .cache/bin). `bootstrap.sh test` adds what only the tests
+# use: kube-apiserver and etcd for k8s-tests, and checkov for the chart checks.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -68,3 +69,26 @@ for pkg in chartutil lint/rules; do
   helm_ldflags+=" -X helm.sh/helm/v3/pkg/$pkg.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/$pkg.k8sVersionMinor=37"
 done
 build_go_tool helm helm.sh/helm/v3/cmd/helm "$helm_ldflags"
+
+install_checkov() {
+  local venv="$CACHE_DIR/checkov" lock="$ROOT/tools/checkov/requirements.lock"
+  if [ -x "$venv/bin/checkov" ] && [ "$venv/bin/checkov" -nt "$lock" ]; then
+    return
+  fi
+  log "installing checkov into $venv"
+  "$VENV/bin/python" -m uv venv -q --allow-existing --python "$VENV/bin/python" "$venv"
+  "$VENV/bin/python" -m uv pip sync -q --python "$venv/bin/python" "$lock"
+  touch "$venv/bin/checkov"
+}
+
+if [ "${1:-}" = "test" ]; then
+  # The version Kubernetes' own release build stamps in; clients (Helm among them) read it.
+  k8s_version="v1.37.2"
+  apiserver_ldflags=""
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    apiserver_ldflags+=" -X $pkg.gitVersion=$k8s_version -X $pkg.gitMajor=1 -X $pkg.gitMinor=37"
+  done
+  build_go_tool kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$apiserver_ldflags"
+  build_go_tool etcd go.etcd.io/etcd/server/v3
+  install_checkov
+fi

@@ -5,7 +5,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
-bash scripts/bootstrap.sh
+bash scripts/bootstrap.sh test
 scripts/services.sh start test
 trap 'scripts/services.sh stop test' EXIT
 set -a
