@@ -14,11 +14,13 @@ import redis
 from tests.conftest import Services, StartApi
 from tests.support.api import (
     Account,
+    add_text,
     assert_problem,
     bearer,
     create_api_key,
     create_chatbot,
     sign_up,
+    wait_ready,
 )
 from tests.support.documents import docx, html, pdf
 from tests.support.processes import ApiServer, IngestionWorker, ManagedProcess, poll_until
@@ -71,32 +73,6 @@ def worker(
 @pytest.fixture
 def owner(client: httpx.Client) -> Account:
     return sign_up(client)
-
-
-def wait_ready(
-    client: httpx.Client, owner: Account, chatbot_id: str, source_id: str
-) -> dict[str, Any]:
-    def status() -> dict[str, Any]:
-        response = client.get(
-            f"/api/chatbots/{chatbot_id}/sources/{source_id}", headers=owner.headers
-        )
-        body: dict[str, Any] = response.json()
-        return body
-
-    return poll_until(status, lambda s: s["status"] in {"ready", "failed"}, 30)
-
-
-def add_text(
-    client: httpx.Client, owner: Account, bot: str, title: str, text: str
-) -> dict[str, Any]:
-    """Adds a text source and waits until it is processed."""
-    response = client.post(
-        f"/api/chatbots/{bot}/sources/text",
-        json={"title": title, "text": text},
-        headers=owner.headers,
-    )
-    assert response.status_code == 202, response.text
-    return wait_ready(client, owner, bot, response.json()["id"])
 
 
 def upload(

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from tests.support.processes import ROOT, VENV_BIN
+from tests.support.processes import ROOT, VENV_BIN, poll_until
 
 PASSWORD = "correct horse battery"
 
@@ -95,3 +95,29 @@ def create_admin(
         cwd=ROOT,
         timeout=60,
     )
+
+
+def wait_ready(
+    client: httpx.Client, owner: Account, chatbot_id: str, source_id: str
+) -> dict[str, Any]:
+    def status() -> dict[str, Any]:
+        response = client.get(
+            f"/api/chatbots/{chatbot_id}/sources/{source_id}", headers=owner.headers
+        )
+        body: dict[str, Any] = response.json()
+        return body
+
+    return poll_until(status, lambda s: s["status"] in {"ready", "failed"}, 30)
+
+
+def add_text(
+    client: httpx.Client, owner: Account, bot: str, title: str, text: str
+) -> dict[str, Any]:
+    """Adds a text source and waits until it is processed."""
+    response = client.post(
+        f"/api/chatbots/{bot}/sources/text",
+        json={"title": title, "text": text},
+        headers=owner.headers,
+    )
+    assert response.status_code == 202, response.text
+    return wait_ready(client, owner, bot, response.json()["id"])
