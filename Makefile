@@ -17,13 +17,14 @@ stop:  ## stop the dev FerretDB and Redis
 	bash scripts/services.sh stop dev
 
 lint:  ## ruff and mypy only
-	.venv/bin/ruff check app operator tests
-	.venv/bin/ruff format --check app operator tests
+	.venv/bin/ruff check app operator tests k8s-tests
+	.venv/bin/ruff format --check app operator tests k8s-tests
 	.venv/bin/mypy
+	.venv/bin/mypy --strict k8s-tests
 
 format:
-	.venv/bin/ruff check --fix app operator tests
-	.venv/bin/ruff format app operator tests
+	.venv/bin/ruff check --fix app operator tests k8s-tests
+	.venv/bin/ruff format app operator tests k8s-tests
 
 clean:  ## remove local state (keeps the cached FerretDB binary)
 	bash scripts/services.sh stop dev

@@ -14,9 +14,10 @@ source .run/test/env
 set +a
 
 log "ruff"
-.venv/bin/ruff check app operator tests
-.venv/bin/ruff format --check app operator tests
+.venv/bin/ruff check app operator tests k8s-tests
+.venv/bin/ruff format --check app operator tests k8s-tests
 log "mypy (strict)"
 .venv/bin/mypy
+.venv/bin/mypy --strict k8s-tests
 log "pytest"
 .venv/bin/pytest "$@"
