@@ -1,5 +1,5 @@
 # The two commands: `make dev` runs the service, `make test` runs every check.
-.PHONY: dev test install services stop lint format clean bench-http bench-retrieval bench-ws bench-analytics
+.PHONY: dev test install services stop lint format clean kind kind-test bench-http bench-retrieval bench-ws bench-analytics
 
 dev:  ## install, start FerretDB and Redis, run the API in the foreground
 	bash scripts/dev.sh
@@ -30,6 +30,19 @@ clean:  ## remove local state (keeps the cached FerretDB binary)
 	bash scripts/services.sh stop dev
 	bash scripts/services.sh stop test
 	rm -rf .run .venv .mypy_cache .ruff_cache .pytest_cache
+
+kind:  ## a kind cluster "botsmith", then skaffold dev with the kind profile (needs Docker, kind, kubectl, skaffold)
+	kind get clusters | grep -qx botsmith || kind create cluster --name botsmith --wait 120s
+	skaffold dev --profile kind
+
+kind-test:  ## the full k8s-tests tier on the kind cluster: rollout, helm test, HPA under load
+	bash scripts/bootstrap.sh test
+	mkdir -p .run
+	kind get kubeconfig --name botsmith > .run/kind.kubeconfig
+	docker build -t botsmith:full-tier .
+	kind load docker-image botsmith:full-tier --name botsmith
+	BOTSMITH_KUBECONFIG=.run/kind.kubeconfig BOTSMITH_IMAGE=botsmith:full-tier \
+		.venv/bin/pytest k8s-tests/test_full_cluster.py -rs
 
 bench-http:  ## product vs baseline under wrk: throughput ratios, 1,000 connections, worker memory
 	bash scripts/bootstrap.sh

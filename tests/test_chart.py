@@ -274,3 +274,24 @@ def test_the_dashboard_ships_with_the_sidecar_label_and_covers_every_area() -> N
         "botsmith_process_resident_memory_bytes",
     ):
         assert metric in expressions, metric
+
+
+def test_skaffold_deploys_this_chart_with_the_dev_values_and_the_built_image() -> None:
+    config = yaml.safe_load((ROOT / "skaffold.yaml").read_text())
+    (artifact,) = config["build"]["artifacts"]
+    assert (ROOT / artifact["docker"]["dockerfile"]).exists()
+    (release,) = config["deploy"]["helm"]["releases"]
+    assert ROOT / release["chartPath"] == CHART
+    for values_file in release["valuesFiles"]:
+        assert (ROOT / values_file).exists(), values_file
+    image = artifact["image"]
+    assert release["setValueTemplates"] == {
+        "image.repository": f"{{{{.IMAGE_REPO_{image}}}}}",
+        "image.tag": f"{{{{.IMAGE_TAG_{image}}}}}",
+    }
+    assert {profile["name"] for profile in config["profiles"]} == {"kind", "minikube"}
+    out = helm("template", release["name"], str(CHART), *values_args("dev")).stdout
+    services = {
+        d["metadata"]["name"] for d in yaml.safe_load_all(out) if d and d["kind"] == "Service"
+    }
+    assert config["portForward"][0]["resourceName"] in services
