@@ -105,7 +105,7 @@ checksum/secret-inputs: {{ toJson .Values.secrets | sha256sum }}
 
 {{/* A NetworkPolicy rule's `from`: the given peers, or nothing (any peer) when empty. */}}
 {{- define "botsmith.peers" -}}
-{{- if . }}
+{{- if . -}}
 from:
   {{- toYaml . | nindent 2 }}
 {{- end }}
