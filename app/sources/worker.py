@@ -45,7 +45,8 @@ async def run_worker(settings: Settings) -> None:
     if settings.worker_metrics_port:
         start_http_server(settings.worker_metrics_port, addr=settings.host)
         logger.info("worker metrics on %s:%d/metrics", settings.host, settings.worker_metrics_port)
-    await ensure_indexes(db)
+    if settings.mongo_ensure_indexes:  # off where the operator owns the indexes
+        await ensure_indexes(db)
     try:
         await redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
     except ResponseError as error:
