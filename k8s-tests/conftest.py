@@ -16,11 +16,10 @@ import httpx
 import pytest
 import yaml
 
+from tests.support.chart import HELM
 from tests.support.processes import ROOT, ManagedProcess, free_port, wait_for_port
 
 BIN = ROOT / ".cache/bin"
-HELM = BIN / "helm"
-CHART = ROOT / "charts/botsmith"
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,9 @@ import pytest
 import yaml
 from pymongo import MongoClient
 
-from conftest import CHART, Cluster
+from conftest import Cluster
 from tests.conftest import Services, services  # noqa: F401  (the FerretDB of the test services)
+from tests.support.chart import CHART
 from tests.support.processes import VENV_BIN, ManagedProcess, free_port, poll_until
 
 NAMESPACE = "botsmith"

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CHART, helm, kubectl
+from conftest import helm, kubectl
+from tests.support.chart import CHART
 
 NAMESPACE = "botsmith-full"
 RELEASE = "botsmith"

@@ -12,34 +12,25 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from tests.support.chart import (
+    CHART,
+    MONITORING_APIS,
+    Manifest,
+    by_kind,
+    helm,
+    named,
+    render,
+)
 from tests.support.processes import ROOT
 
-CHART = ROOT / "charts/botsmith"
-HELM = ROOT / ".cache/bin/helm"
 CHECKOV = ROOT / ".cache/checkov/bin/checkov"
 KUBERNETES_VERSION = "1.37.0"
-MONITORING_APIS = [
-    "monitoring.coreos.com/v1/ServiceMonitor",
-    "monitoring.coreos.com/v1/PrometheusRule",
-]
 VALUES_FILES = {
     "defaults": None,
     "dev": CHART / "values-dev.yaml",
     "production": CHART / "ci/production-values.yaml",
     "everything": CHART / "ci/everything-values.yaml",
 }
-
-Manifest = dict[str, Any]
-
-
-def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(HELM), *args], capture_output=True, text=True, check=check)
-
-
-def render(*args: str, api_versions: list[str] | None = None) -> list[Manifest]:
-    extra = [f"--api-versions={api}" for api in api_versions or []]
-    out = helm("template", "release", str(CHART), "--namespace", "botsmith", *extra, *args).stdout
-    return [doc for doc in yaml.safe_load_all(out) if doc]
 
 
 def values_args(name: str) -> list[str]:
@@ -51,15 +42,6 @@ def values_args(name: str) -> list[str]:
 def rendered(request: pytest.FixtureRequest) -> tuple[str, list[Manifest]]:
     name: str = request.param
     return name, render(*values_args(name), api_versions=MONITORING_APIS)
-
-
-def by_kind(manifests: list[Manifest], kind: str) -> list[Manifest]:
-    return [m for m in manifests if m["kind"] == kind]
-
-
-def named(manifests: list[Manifest], kind: str, suffix: str) -> Manifest:
-    (match,) = [m for m in by_kind(manifests, kind) if m["metadata"]["name"].endswith(suffix)]
-    return match
 
 
 def pod_specs(manifests: list[Manifest]) -> Iterator[tuple[Manifest, dict[str, Any]]]:

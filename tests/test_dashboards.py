@@ -17,6 +17,7 @@ from websockets.sync.client import connect
 
 from tests.conftest import Services
 from tests.support.api import add_text, create_chatbot, sign_up
+from tests.support.chart import MONITORING_APIS, named, render
 from tests.support.processes import (
     ApiServer,
     IngestionWorker,
@@ -25,7 +26,6 @@ from tests.support.processes import (
     poll_until,
     wait_for_port,
 )
-from tests.test_chart import MONITORING_APIS, named, render
 
 RATE_WINDOW = "1m"  # stands in for Grafana's $__rate_interval at a 1 s scrape interval
 

@@ -19,6 +19,7 @@ from tests.support.api import (
     bearer,
     create_api_key,
     create_chatbot,
+    read_sse,
     sign_up,
     wait_ready,
 )
@@ -53,6 +54,15 @@ def api(
     with ApiServer(tmp_path_factory.mktemp("api"), knowledge_env, workers=2) as server:
         server.wait_ready()
         yield server
+
+
+def without_redis(services: Services) -> dict[str, str]:
+    """A fresh database and no Redis, so the API ingests in-process."""
+    return {
+        "MONGO_URL": services.mongo_url,
+        "REDIS_URL": "",
+        "DB_NAME": f"test_{uuid.uuid4().hex[:12]}",
+    }
 
 
 def start_worker(env: dict[str, str], workdir: Path) -> ManagedProcess:
@@ -182,7 +192,6 @@ def test_qa_pairs_each_become_a_chunk_and_the_stream_sends_events_in_order(
     ).json()
     assert wait_ready(client, owner, bot, source["id"])["chunk_count"] == 2
 
-    events: list[tuple[str, dict[str, Any]]] = []
     with client.stream(
         "POST",
         f"/api/chatbots/{bot}/chat",
@@ -190,12 +199,7 @@ def test_qa_pairs_each_become_a_chunk_and_the_stream_sends_events_in_order(
         headers={**owner.headers, "Accept": "text/event-stream"},
     ) as response:
         assert response.headers["content-type"].startswith("text/event-stream")
-        name = ""
-        for line in response.iter_lines():
-            if line.startswith("event: "):
-                name = line.removeprefix("event: ")
-            elif line.startswith("data: "):
-                events.append((name, json.loads(line.removeprefix("data: "))))
+        events = read_sse(response)
     names = [name for name, _ in events]
     assert names[0] == "start"
     assert names[-2:] == ["sources", "end"]
@@ -333,12 +337,7 @@ def test_a_bots_api_key_may_retrieve_and_chat_for_that_bot(
 
 
 def test_without_redis_the_api_ingests_in_process(services: Services, tmp_path: Path) -> None:
-    env = {
-        "MONGO_URL": services.mongo_url,
-        "REDIS_URL": "",
-        "DB_NAME": f"test_{uuid.uuid4().hex[:12]}",
-    }
-    with ApiServer(tmp_path, env) as solo, solo.client() as client:
+    with ApiServer(tmp_path, without_redis(services)) as solo, solo.client() as client:
         solo.wait_ready()
         owner = sign_up(client)
         bot = create_chatbot(client, owner)["id"]
@@ -629,12 +628,7 @@ def test_unsafe_urls_are_refused_when_submitted(
 def test_loopback_is_refused_without_the_allowlist(
     services: Services, site: Site, tmp_path: Path
 ) -> None:
-    env = {
-        "MONGO_URL": services.mongo_url,
-        "REDIS_URL": "",
-        "DB_NAME": f"test_{uuid.uuid4().hex[:12]}",
-    }
-    with ApiServer(tmp_path, env) as plain, plain.client() as client:
+    with ApiServer(tmp_path, without_redis(services)) as plain, plain.client() as client:
         plain.wait_ready()
         owner = sign_up(client)
         bot = create_chatbot(client, owner)["id"]

@@ -1,7 +1,6 @@
 """Bots whose provider is "openai" answer through an OpenAI-compatible server (a local fake
 speaking the real streaming format); failures are clear and keep the visitor's question."""
 
-import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +10,7 @@ import httpx
 import pytest
 
 from tests.conftest import Services
-from tests.support.api import Account, assert_problem, create_chatbot, sign_up
+from tests.support.api import Account, assert_problem, create_chatbot, read_sse, sign_up
 from tests.support.fake_llm import FakeLLM
 from tests.support.processes import ApiServer, poll_until
 
@@ -66,17 +65,10 @@ def bot(client: httpx.Client) -> tuple[Account, str]:
 def _events(
     client: httpx.Client, owner: Account, bot_id: str, body: dict[str, Any]
 ) -> list[tuple[str, dict[str, Any]]]:
-    events: list[tuple[str, dict[str, Any]]] = []
     with client.stream(
         "POST", f"/api/chatbots/{bot_id}/chat", json={**body, "stream": True}, headers=owner.headers
     ) as response:
-        name = ""
-        for line in response.iter_lines():
-            if line.startswith("event: "):
-                name = line.removeprefix("event: ")
-            elif line.startswith("data: "):
-                events.append((name, json.loads(line.removeprefix("data: "))))
-    return events
+        return read_sse(response)
 
 
 def test_the_answer_streams_from_the_provider_with_prompt_passages_and_turns(

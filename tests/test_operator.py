@@ -2,7 +2,6 @@
 policy file it writes."""
 
 import json
-import subprocess
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -22,8 +21,9 @@ from pymongo import AsyncMongoClient
 from botsmith_operator.index_sets import reconcile_index_set
 from botsmith_operator.read_policies import Topology, effective_policy, reconcile_read_policy
 from tests.conftest import Services, StartApi
+from tests.support.chart import CHART, render
 from tests.support.metrics import scrape, value
-from tests.support.processes import ROOT, poll_until
+from tests.support.processes import poll_until
 
 SPEC: dict[str, Any] = {
     "databaseRef": {"secretName": "mongo"},
@@ -187,33 +187,18 @@ def test_the_catalogue_has_every_seed_index_and_at_least_25() -> None:
 
 
 def test_the_chart_renders_the_catalogue_into_the_default_index_set() -> None:
-    chart_copy = ROOT / "charts/botsmith/files/indexes.yaml"
+    chart_copy = CHART / "files/indexes.yaml"
     assert chart_copy.read_text() == catalogue_text(), (
         "charts/botsmith/files/indexes.yaml differs from app/indexes.yaml: copy it over"
     )
-    rendered = subprocess.run(
-        [
-            str(ROOT / ".cache/bin/helm"),
-            "template",
-            "release",
-            str(ROOT / "charts/botsmith"),
-            "--show-only",
-            "templates/mongoindexset.yaml",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    index_set = yaml.safe_load(rendered)
+    (index_set,) = render("--show-only", "templates/mongoindexset.yaml")
     assert index_set["kind"] == "MongoIndexSet"
     assert index_set["spec"]["collections"] == yaml.safe_load(catalogue_text())["collections"]
     assert parse_index_set(index_set["spec"]) == load_catalogue()
 
 
 def test_the_crd_schema_accepts_the_catalogue_as_a_spec() -> None:
-    crd = yaml.safe_load(
-        (ROOT / "charts/botsmith/crds/mongoindexsets.botsmith.io.yaml").read_text()
-    )
+    crd = yaml.safe_load((CHART / "crds/mongoindexsets.botsmith.io.yaml").read_text())
     schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
     index_schema = schema["properties"]["collections"]["items"]["properties"]["indexes"]["items"]
     allowed = set(index_schema["properties"])

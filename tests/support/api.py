@@ -1,5 +1,6 @@
 """Helpers that speak to a running API as a client application would."""
 
+import json
 import subprocess
 import uuid
 from dataclasses import dataclass, field
@@ -121,3 +122,15 @@ def add_text(
     )
     assert response.status_code == 202, response.text
     return wait_ready(client, owner, bot, response.json()["id"])
+
+
+def read_sse(response: httpx.Response) -> list[tuple[str, dict[str, Any]]]:
+    """The (event, data) pairs of a streamed text/event-stream response."""
+    events: list[tuple[str, dict[str, Any]]] = []
+    name = ""
+    for line in response.iter_lines():
+        if line.startswith("event: "):
+            name = line.removeprefix("event: ")
+        elif line.startswith("data: "):
+            events.append((name, json.loads(line.removeprefix("data: "))))
+    return events
