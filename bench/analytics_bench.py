@@ -18,6 +18,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+from common import percentile, start_services, stop_services
 from pymongo import MongoClient
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,10 +91,7 @@ def main() -> None:
     parser.add_argument("--cold", type=int, default=10)
     parser.add_argument("--cached", type=int, default=100)
     args = parser.parse_args()
-    subprocess.run([str(ROOT / "scripts/services.sh"), "start", "bench"], check=True)
-    services = dict(
-        line.split("=", 1) for line in (ROOT / ".run/bench/env").read_text().splitlines()
-    )
+    services = start_services()
     db_name = f"bench_analytics_{int(time.time())}"
     env = {
         **os.environ,
@@ -157,11 +155,7 @@ def main() -> None:
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(60)
-        subprocess.run([str(ROOT / "scripts/services.sh"), "stop", "bench"], check=True)
-
-    def p95(values: list[float]) -> float:
-        ordered = sorted(values)
-        return ordered[max(0, int(len(ordered) * 0.95) - 1)]
+        stop_services()
 
     report = (
         "\n".join(
@@ -174,8 +168,8 @@ def main() -> None:
                 "",
                 "| request | n | p50 ms | p95 ms |",
                 "|---|---:|---:|---:|",
-                f"| cold (new range each time) | {len(cold)} | {statistics.median(cold):,.0f} | {p95(cold):,.0f} |",
-                f"| cached (same range) | {len(cached)} | {statistics.median(cached):,.1f} | {p95(cached):,.1f} |",
+                f"| cold (new range each time) | {len(cold)} | {statistics.median(cold):,.0f} | {percentile(cold, 0.95):,.0f} |",
+                f"| cached (same range) | {len(cached)} | {statistics.median(cached):,.1f} | {percentile(cached, 0.95):,.1f} |",
             ]
         )
         + "\n"

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from common import start_services, stop_services
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
@@ -36,10 +37,6 @@ class Run:
     p99_ms: float
     statuses: dict[str, int]
     socket_errors: int
-
-
-def _env_file(path: Path) -> dict[str, str]:
-    return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
 
 
 def _wait(url: str, timeout: float = 60) -> None:
@@ -109,8 +106,7 @@ def main() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
 
-    subprocess.run([str(ROOT / "scripts/services.sh"), "start", "bench"], check=True)
-    services = _env_file(ROOT / ".run/bench/env")
+    services = start_services()
     RESULTS.mkdir(parents=True, exist_ok=True)
     common = {
         **os.environ,
@@ -184,7 +180,7 @@ def main() -> None:
     finally:
         _stop(baseline)
         _stop(product)
-        subprocess.run([str(ROOT / "scripts/services.sh"), "stop", "bench"], check=True)
+        stop_services()
 
     health_ratio = (
         runs["product_health"].requests_per_second / runs["baseline_health"].requests_per_second

@@ -11,7 +11,6 @@ import asyncio
 import datetime
 import random
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -21,18 +20,14 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app.core.cache import Cache  # noqa: E402
 from app.core.config import Settings  # noqa: E402
-from app.core.db import create_mongo_client  # noqa: E402
 from app.core.indexes import ensure_indexes  # noqa: E402
-from app.core.ratelimit import RateLimiter  # noqa: E402
-from app.core.read_policy import ReadRouter  # noqa: E402
-from app.core.redis import RedisCircuit  # noqa: E402
-from app.core.resources import Resources  # noqa: E402
+from app.core.resources import close_resources, open_resources  # noqa: E402
 from app.core.security import new_id, utcnow  # noqa: E402
 from app.retrieval.service import RetrievalIndexes, RetrievalService  # noqa: E402
 from app.sources.dependencies import ingestion_service  # noqa: E402
 from app.sources.repository import SourceRepository  # noqa: E402
+from common import percentile, start_services, stop_services  # noqa: E402
 
 WORDS = [f"w{n}" for n in range(20_000)]
 WEIGHTS = [1 / (rank + 1) for rank in range(len(WORDS))]
@@ -49,25 +44,15 @@ def corpus(chunks: int, rng: random.Random) -> str:
 
 
 async def run(sizes: list[int], queries: int) -> list[str]:
-    subprocess.run([str(ROOT / "scripts/services.sh"), "start", "bench"], check=True)
-    env = dict(line.split("=", 1) for line in (ROOT / ".run/bench/env").read_text().splitlines())
+    env = start_services()
     settings = Settings(
         mongo_url=env["MONGO_URL"],  # type: ignore[arg-type]
         db_name=f"bench_retrieval_{int(time.time())}",
         ingest_max_chars_per_bot=10**10,
+        cache_enabled=False,
     )
-    mongo = create_mongo_client(settings)
-    db = mongo[settings.db_name]
-    circuit = RedisCircuit(1)
-    resources = Resources(
-        settings,
-        mongo,
-        db,
-        None,
-        Cache(None, circuit, enabled=False, ttl=1),
-        RateLimiter(None, circuit),
-        ReadRouter(db, None),
-    )
+    resources = open_resources(settings)  # no REDIS_URL: in-process events, no cache
+    db = resources.db
     await ensure_indexes(db)
     rng = random.Random(7)
     rows = []
@@ -132,17 +117,16 @@ async def run(sizes: list[int], queries: int) -> list[str]:
                 started = time.perf_counter()
                 await retrieval.retrieve(fresh, query)
                 latencies.append((time.perf_counter() - started) * 1000)
-            latencies.sort()
             p50 = statistics.median(latencies)
-            p95 = latencies[int(len(latencies) * 0.95) - 1]
+            p95 = percentile(latencies, 0.95)
             rows.append(
                 f"| {stored:,} | {ingest_seconds:.1f} | {stored / ingest_seconds:,.0f} | "
                 f"{cold_ms:,.0f} | {p50:.1f} | {p95:.1f} |"
             )
             print(rows[-1], flush=True)
-    await mongo.drop_database(settings.db_name)
-    await mongo.close()
-    subprocess.run([str(ROOT / "scripts/services.sh"), "stop", "bench"], check=True)
+    await resources.mongo.drop_database(settings.db_name)
+    await close_resources(resources)
+    stop_services()
     return rows
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import httpx
 import redis.asyncio as redis
+from common import percentile, start_services, stop_services
 from websockets.asyncio.client import ClientConnection, connect
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,9 +56,7 @@ async def _open(url: str, count: int, parallel: int = 200) -> list[ClientConnect
 
 
 async def run(connections: int, subscribers: int, rounds: int) -> str:
-    services = dict(
-        line.split("=", 1) for line in (ROOT / ".run/bench/env").read_text().splitlines()
-    )
+    services = start_services()
     env = {
         **os.environ,
         "MONGO_URL": services["MONGO_URL"],
@@ -136,14 +135,12 @@ async def run(connections: int, subscribers: int, rounds: int) -> str:
         server.send_signal(signal.SIGTERM)
         server.wait(60)
 
-    latencies.sort()
-    p = lambda q: latencies[min(len(latencies) - 1, int(len(latencies) * q))]  # noqa: E731
     return (
         "\n".join(
             [
                 f"# WebSocket benchmark, {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC",
                 "",
-                f"2 CPUs; API with 2 workers; client and server on loopback.",
+                "2 CPUs; API with 2 workers; client and server on loopback.",
                 "",
                 "| measure | value |",
                 "|---|---|",
@@ -151,7 +148,7 @@ async def run(connections: int, subscribers: int, rounds: int) -> str:
                 f"| server RSS idle (master + workers) | {idle_total:.0f} MB ({', '.join(f'{w:.0f}' for w in idle_workers)}) |",
                 f"| server RSS holding them | {held_total:.0f} MB ({', '.join(f'{w:.0f}' for w in held_workers)}) |",
                 f"| broadcast: subscribers × rounds | {subscribers:,} × {rounds} = {len(latencies):,} deliveries |",
-                f"| delivery latency p50 / p95 / p99 | {statistics.median(latencies):.1f} / {p(0.95):.1f} / {p(0.99):.1f} ms |",
+                f"| delivery latency p50 / p95 / p99 | {statistics.median(latencies):.1f} / {percentile(latencies, 0.95):.1f} / {percentile(latencies, 0.99):.1f} ms |",
             ]
         )
         + "\n"
@@ -167,11 +164,10 @@ def main() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 1_048_576), hard))
     (ROOT / "bench/results").mkdir(parents=True, exist_ok=True)
-    subprocess.run([str(ROOT / "scripts/services.sh"), "start", "bench"], check=True)
     try:
         report = asyncio.run(run(args.connections, args.subscribers, args.rounds))
     finally:
-        subprocess.run([str(ROOT / "scripts/services.sh"), "stop", "bench"], check=True)
+        stop_services()
     path = ROOT / "bench/results" / f"ws-{datetime.datetime.now(datetime.UTC):%Y%m%d-%H%M%S}.md"
     path.write_text(report)
     print(report)
