@@ -21,7 +21,7 @@ from tests.support.chart import MONITORING_APIS, named, render
 from tests.support.processes import (
     ApiServer,
     IngestionWorker,
-    ManagedProcess,
+    ListeningProcess,
     free_port,
     poll_until,
     wait_for_port,
@@ -34,7 +34,7 @@ def promtool(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["promtool", *args], capture_output=True, text=True)
 
 
-class Prometheus(ManagedProcess):
+class Prometheus(ListeningProcess):
     def __init__(self, workdir: Path, targets: dict[str, str], rule_file: Path) -> None:
         self.port = free_port()
         config = {
@@ -59,10 +59,6 @@ class Prometheus(ManagedProcess):
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        super().start()
-        wait_for_port(self.port)
 
     def query(self, expression: str) -> list[dict[str, Any]]:
         result = promtool("query", "instant", "-o", "json", self.url, expression)

@@ -89,7 +89,18 @@ class ManagedProcess:
         self.stop()
 
 
-class FerretDB(ManagedProcess):
+class ListeningProcess(ManagedProcess):
+    """A server on `self.port` (a free loopback port); start() returns once it accepts
+    connections."""
+
+    port: int
+
+    def start(self) -> None:
+        super().start()
+        wait_for_port(self.port)
+
+
+class FerretDB(ListeningProcess):
     """A private FerretDB on its own port and data directory, for tests that stop the database."""
 
     def __init__(self, binary: str, workdir: Path) -> None:
@@ -101,12 +112,8 @@ class FerretDB(ManagedProcess):
     def url(self) -> str:
         return f"mongodb://127.0.0.1:{self.port}/"
 
-    def start(self) -> None:
-        super().start()
-        wait_for_port(self.port)
 
-
-class RedisServer(ManagedProcess):
+class RedisServer(ListeningProcess):
     """A private Redis on its own port, for tests that stop Redis."""
 
     def __init__(self, workdir: Path) -> None:
@@ -129,10 +136,6 @@ class RedisServer(ManagedProcess):
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        super().start()
-        wait_for_port(self.port)
 
 
 class IngestionWorker(ManagedProcess):
