@@ -1,4 +1,5 @@
-"""Every router of the service: the API under /api, the probes and metrics at the root."""
+"""Every router of the service (the API under /api, the probes and metrics at the root), and
+what the middleware must know of their paths."""
 
 from fastapi import APIRouter, FastAPI
 
@@ -9,6 +10,7 @@ from app.chat.public import router as public_chat_router
 from app.chat.router import router as chat_router
 from app.chatbots.router import router as chatbots_router
 from app.core.metrics import metrics_router
+from app.core.middleware import PathRules
 from app.health.router import api_router as health_api_router
 from app.health.router import probe_router
 from app.realtime.router import router as realtime_router
@@ -31,6 +33,13 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     analytics_router,
 )
 ROOT_ROUTERS: tuple[APIRouter, ...] = (probe_router, metrics_router)
+
+PATH_RULES = PathRules(
+    unlimited=frozenset({"/livez", "/readyz", "/metrics"}),
+    never_queued=frozenset({"/livez", "/readyz", "/metrics", "/api/health"}),
+    auth=frozenset({"/api/auth/login", "/api/auth/register", "/api/auth/refresh"}),
+    public_prefix="/api/public/",
+)
 
 
 def include_routers(app: FastAPI) -> None:

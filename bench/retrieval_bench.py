@@ -1,7 +1,7 @@
 """Ingestion throughput and retrieval latency at 1,000, 10,000 and 100,000 chunks in one bot.
 
 Run with `make bench-retrieval` (or `.venv/bin/python bench/retrieval_bench.py [--sizes ...]`).
-It starts the bench FerretDB, and drives the product's own code: IngestionService.process
+It starts the bench FerretDB, and drives the product's own code: IngestionPipeline.process
 (extract, chunk, store) and RetrievalService.retrieve (BM25 index built on first use, then
 warm), on a synthetic corpus with a Zipf-like vocabulary so postings look like real text.
 """
@@ -15,18 +15,15 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from app.container import Container  # noqa: E402
 from app.core.config import Settings  # noqa: E402
 from app.core.indexes import ensure_indexes  # noqa: E402
-from app.core.resources import close_resources, open_resources  # noqa: E402
 from app.core.security import new_id, utcnow  # noqa: E402
+from app.retrieval.repository import ChunkRepository  # noqa: E402
 from app.retrieval.service import RetrievalIndexes, RetrievalService  # noqa: E402
-from app.sources.dependencies import ingestion_service  # noqa: E402
-from app.sources.repository import SourceRepository  # noqa: E402
 from common import percentile, start_services, stop_services  # noqa: E402
 
 WORDS = [f"w{n}" for n in range(20_000)]
@@ -51,81 +48,80 @@ async def run(sizes: list[int], queries: int) -> list[str]:
         ingest_max_chars_per_bot=10**10,
         cache_enabled=False,
     )
-    resources = open_resources(settings)  # no REDIS_URL: in-process events, no cache
-    db = resources.db
+    container = Container(settings).open()  # no REDIS_URL: in-process events, no cache
+    db = container.resources.db
     await ensure_indexes(db)
     rng = random.Random(7)
     rows = []
-    async with httpx.AsyncClient() as http:
-        service = ingestion_service(resources, http, None)
-        for size in sizes:
-            chatbot = {
-                "id": new_id(),
-                "user_id": "bench",
-                "name": "bench",
-                "status": "active",
-                "retrieval": {
-                    "top_k": 4,
-                    "score_threshold": 0.2,
-                    "chunk_size": CHUNK_CHARS + 200,
-                    "chunk_overlap": 0,
-                },
-                "created_at": utcnow(),
-                "updated_at": utcnow(),
-            }
-            await db["chatbots"].insert_one(dict(chatbot))
-            # Sources of at most 10,000 chunks: a MongoDB document holds at most 16 MB.
-            ingest_seconds = 0.0
-            for part in range(0, size, 10_000):
-                source_id = new_id()
-                text = corpus(min(10_000, size - part), rng)
-                await db["sources"].insert_one(
-                    {
-                        "id": source_id,
-                        "chatbot_id": chatbot["id"],
-                        "user_id": "bench",
-                        "kind": "text",
-                        "title": f"bench {part}",
-                        "text": text,
-                        "file": None,
-                        "crawl": None,
-                        "content_hash": source_id,
-                        "processed_hash": None,
-                        "status": "pending",
-                        "error": None,
-                        "progress": {},
-                        "char_count": len(text),
-                        "chunk_count": 0,
-                        "created_at": utcnow(),
-                        "updated_at": utcnow(),
-                    }
-                )
-                started = time.perf_counter()
-                await service.process(source_id)
-                ingest_seconds += time.perf_counter() - started
-            stored = await db["chunks"].count_documents({"chatbot_id": chatbot["id"]})
-
-            retrieval = RetrievalService(SourceRepository(db), RetrievalIndexes())
-            fresh = await db["chatbots"].find_one({"id": chatbot["id"]}, {"_id": 0})
-            assert fresh is not None
-            started = time.perf_counter()
-            await retrieval.retrieve(fresh, "w1 w2")
-            cold_ms = (time.perf_counter() - started) * 1000
-            latencies = []
-            for _ in range(queries):
-                query = " ".join(rng.choices(WORDS[:2000], k=6))
-                started = time.perf_counter()
-                await retrieval.retrieve(fresh, query)
-                latencies.append((time.perf_counter() - started) * 1000)
-            p50 = statistics.median(latencies)
-            p95 = percentile(latencies, 0.95)
-            rows.append(
-                f"| {stored:,} | {ingest_seconds:.1f} | {stored / ingest_seconds:,.0f} | "
-                f"{cold_ms:,.0f} | {p50:.1f} | {p95:.1f} |"
+    service = container.ingestion_pipeline
+    for size in sizes:
+        chatbot = {
+            "id": new_id(),
+            "user_id": "bench",
+            "name": "bench",
+            "status": "active",
+            "retrieval": {
+                "top_k": 4,
+                "score_threshold": 0.2,
+                "chunk_size": CHUNK_CHARS + 200,
+                "chunk_overlap": 0,
+            },
+            "created_at": utcnow(),
+            "updated_at": utcnow(),
+        }
+        await db["chatbots"].insert_one(dict(chatbot))
+        # Sources of at most 10,000 chunks: a MongoDB document holds at most 16 MB.
+        ingest_seconds = 0.0
+        for part in range(0, size, 10_000):
+            source_id = new_id()
+            text = corpus(min(10_000, size - part), rng)
+            await db["sources"].insert_one(
+                {
+                    "id": source_id,
+                    "chatbot_id": chatbot["id"],
+                    "user_id": "bench",
+                    "kind": "text",
+                    "title": f"bench {part}",
+                    "text": text,
+                    "file": None,
+                    "crawl": None,
+                    "content_hash": source_id,
+                    "processed_hash": None,
+                    "status": "pending",
+                    "error": None,
+                    "progress": {},
+                    "char_count": len(text),
+                    "chunk_count": 0,
+                    "created_at": utcnow(),
+                    "updated_at": utcnow(),
+                }
             )
-            print(rows[-1], flush=True)
-    await resources.mongo.drop_database(settings.db_name)
-    await close_resources(resources)
+            started = time.perf_counter()
+            await service.process(source_id)
+            ingest_seconds += time.perf_counter() - started
+        stored = await db["chunks"].count_documents({"chatbot_id": chatbot["id"]})
+
+        retrieval = RetrievalService(ChunkRepository(db), RetrievalIndexes())
+        fresh = await db["chatbots"].find_one({"id": chatbot["id"]}, {"_id": 0})
+        assert fresh is not None
+        started = time.perf_counter()
+        await retrieval.retrieve(fresh, "w1 w2")
+        cold_ms = (time.perf_counter() - started) * 1000
+        latencies = []
+        for _ in range(queries):
+            query = " ".join(rng.choices(WORDS[:2000], k=6))
+            started = time.perf_counter()
+            await retrieval.retrieve(fresh, query)
+            latencies.append((time.perf_counter() - started) * 1000)
+        p50 = statistics.median(latencies)
+        p95 = percentile(latencies, 0.95)
+        rows.append(
+            f"| {stored:,} | {ingest_seconds:.1f} | {stored / ingest_seconds:,.0f} | "
+            f"{cold_ms:,.0f} | {p50:.1f} | {p95:.1f} |"
+        )
+        print(rows[-1], flush=True)
+    await container.resources.mongo.drop_database(settings.db_name)
+    await container.close()
     stop_services()
     return rows
 

@@ -91,7 +91,7 @@ async def traced(
     app = create_app(settings, span_exporter=exporter)
     async with app.router.lifespan_context(app):
         for _ in range(100):
-            if (await app.state.health.readiness()).status == "ready":
+            if (await app.container.health.readiness()).status == "ready":
                 break
             await asyncio.sleep(0.1)
         transport = httpx.ASGITransport(app=app)

@@ -8,24 +8,24 @@ from fastapi import APIRouter, Depends, Path, Query
 from app.admin.repository import PlatformRepository
 from app.admin.schemas import PlatformCounts, UserAdminUpdate
 from app.admin.service import AdminService
-from app.analytics.router import AnalyticsServiceDep, From, To, Zone
+from app.analytics.dependencies import AnalyticsServiceDep, From, To, Zone
 from app.analytics.schemas import PlatformStats
 from app.chatbots.repository import ChatbotRepository
+from app.container import ContainerDep
 from app.core.errors import problem_responses
-from app.core.resources import ResourcesDep
 from app.core.schemas import Cursor, Limit, Page
 from app.users.dependencies import AdminUser
 from app.users.repository import RefreshTokenRepository, UserRepository
 from app.users.schemas import Role, UserOut, UserStatus
 
 
-async def get_admin_service(resources: ResourcesDep) -> AdminService:
-    db, cache, reads = resources.db, resources.cache, resources.reads
+async def get_admin_service(container: ContainerDep) -> AdminService:
+    resources = container.resources
     return AdminService(
-        UserRepository(db, cache, reads),
-        RefreshTokenRepository(db),
-        ChatbotRepository(db, cache, reads),
-        PlatformRepository(reads),
+        UserRepository(resources),
+        RefreshTokenRepository(resources.db),
+        ChatbotRepository(resources),
+        PlatformRepository(resources.reads),
     )
 
 

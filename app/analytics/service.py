@@ -4,6 +4,7 @@ averages and percentiles computed here."""
 import math
 import re
 from collections import Counter, defaultdict
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from http import HTTPStatus
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -81,6 +82,132 @@ def _zone(name: str) -> ZoneInfo:
         raise InvalidRangeError(f"unknown time zone {name!r}") from None
 
 
+@dataclass(slots=True)
+class ChatbotTally:
+    """One bot's counts over a range, folded in a row at a time."""
+
+    buckets: Buckets
+    conversations: defaultdict[datetime, int] = field(default_factory=lambda: defaultdict(int))
+    visitors: defaultdict[datetime, set[str]] = field(default_factory=lambda: defaultdict(set))
+    all_visitors: set[str] = field(default_factory=set)
+    messages: defaultdict[datetime, int] = field(default_factory=lambda: defaultdict(int))
+    answers: int = 0
+    unknown_answers: int = 0
+    feedback_up: int = 0
+    feedback_down: int = 0
+    latencies: list[float] = field(default_factory=list)
+    questions: Counter[str] = field(default_factory=Counter)
+    unanswered: Counter[str] = field(default_factory=Counter)
+    unanswered_reasons: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    # Conversation id to its latest question, so an answer is charged to what it answered.
+    last_question: dict[str, str] = field(default_factory=dict)
+
+    def add_conversation(self, conversation: Document) -> None:
+        """Count a conversation and its visitor (the session, else the conversation itself)."""
+        bucket = self.buckets.key(conversation["started_at"])
+        visitor = conversation.get("session_id") or conversation["id"]
+        self.conversations[bucket] += 1
+        self.visitors[bucket].add(visitor)
+        self.all_visitors.add(visitor)
+
+    def add_message(self, message: Document) -> None:
+        """Count a message; messages must come in time order."""
+        self.messages[self.buckets.key(message["timestamp"])] += 1
+        if message["role"] == "user":
+            self._add_question(message)
+        else:
+            self._add_answer(message)
+
+    def _add_question(self, message: Document) -> None:
+        question = normalise_question(message["content"])
+        self.questions[question] += 1
+        self.last_question[message["conversation_id"]] = question
+
+    def _add_answer(self, message: Document) -> None:
+        self.answers += 1
+        if message.get("latency_ms") is not None:
+            self.latencies.append(float(message["latency_ms"]))
+        rating = (message.get("feedback") or {}).get("rating")
+        self.feedback_up += rating == "up"
+        self.feedback_down += rating == "down"
+        reasons = []
+        if message.get("answered") is False:
+            self.unknown_answers += 1
+            reasons.append("no_answer")
+        if rating == "down":
+            reasons.append("thumbs_down")
+        asked = self.last_question.get(message["conversation_id"])
+        if asked and reasons:
+            self.unanswered_reasons[asked].update(reasons)
+            self.unanswered[asked] += 1
+
+
+def _most_common(counts: Counter[str]) -> list[tuple[str, int]]:
+    """The TOP most frequent, ties in alphabetical order."""
+    return sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:TOP]
+
+
+def _totals(tally: ChatbotTally) -> Totals:
+    """The range's totals, rates rounded and null where nothing was measured."""
+    conversations = sum(tally.conversations.values())
+    messages = sum(tally.messages.values())
+    up, down, answers = tally.feedback_up, tally.feedback_down, tally.answers
+    return Totals(
+        conversations=conversations,
+        messages=messages,
+        unique_visitors=len(tally.all_visitors),
+        avg_messages_per_conversation=round(messages / conversations, 3) if conversations else 0.0,
+        answer_latency_ms_p50=percentile(tally.latencies, 0.5),
+        answer_latency_ms_p95=percentile(tally.latencies, 0.95),
+        feedback_up=up,
+        feedback_down=down,
+        feedback_ratio=round(up / (up + down), 4) if up + down else None,
+        idk_rate=round(tally.unknown_answers / answers, 4) if answers else None,
+    )
+
+
+def _series(tally: ChatbotTally) -> list[Bucket]:
+    """Every bucket of the range, empty ones included."""
+    return [
+        Bucket(
+            start=bucket,
+            conversations=tally.conversations.get(bucket, 0),
+            messages=tally.messages.get(bucket, 0),
+            unique_visitors=len(tally.visitors.get(bucket, ())),
+        )
+        for bucket in tally.buckets.starts
+    ]
+
+
+def _chatbot_analytics(
+    chatbot_id: str, start: datetime, end: datetime, tally: ChatbotTally
+) -> ChatbotAnalytics:
+    """The response for a range once every row is folded in."""
+    return ChatbotAnalytics(
+        chatbot_id=chatbot_id,
+        start=start,
+        end=end,
+        interval=tally.buckets.interval,
+        timezone=tally.buckets.zone.key,
+        totals=_totals(tally),
+        series=_series(tally),
+        top_questions=[
+            QuestionCount(question=question, count=count)
+            for question, count in _most_common(tally.questions)
+        ],
+        unanswered_questions=[
+            UnansweredQuestion.model_validate(
+                {
+                    "question": question,
+                    "count": count,
+                    "reasons": sorted(tally.unanswered_reasons[question]),
+                }
+            )
+            for question, count in _most_common(tally.unanswered)
+        ],
+    )
+
+
 class AnalyticsService:
     def __init__(self, repository: AnalyticsRepository, cache: Cache, settings: Settings) -> None:
         self._repository = repository
@@ -130,97 +257,16 @@ class AnalyticsService:
     async def _compute_chatbot(
         self, chatbot_id: str, start: datetime, end: datetime, interval: Interval, zone: ZoneInfo
     ) -> Document:
-        buckets = Buckets(start, end, interval, zone)
-        conversations: dict[datetime, int] = defaultdict(int)
-        visitors: dict[datetime, set[str]] = defaultdict(set)
-        visitor_of: dict[str, str] = {}
-        all_visitors: set[str] = set()
+        tally = ChatbotTally(Buckets(start, end, interval, zone))
         async for conversation in self._repository.conversations(chatbot_id, start, end):
-            bucket = buckets.key(conversation["started_at"])
-            visitor = conversation.get("session_id") or conversation["id"]
-            visitor_of[conversation["id"]] = visitor
-            conversations[bucket] += 1
-            visitors[bucket].add(visitor)
-            all_visitors.add(visitor)
-
-        messages: dict[datetime, int] = defaultdict(int)
-        latencies: list[float] = []
-        up = down = answers = unknown = 0
-        questions: Counter[str] = Counter()
-        unanswered: dict[str, set[str]] = defaultdict(set)
-        unanswered_count: Counter[str] = Counter()
-        last_question: dict[str, str] = {}
+            tally.add_conversation(conversation)
         # Ordered here: sorting in the pipeline costs FerretDB more than Python.
         rows = [message async for message in self._repository.messages(chatbot_id, start, end)]
         rows.sort(key=lambda message: message["timestamp"])
         for message in rows:
-            messages[buckets.key(message["timestamp"])] += 1
-            if message["role"] == "user":
-                question = normalise_question(message["content"])
-                questions[question] += 1
-                last_question[message["conversation_id"]] = question
-                continue
-            answers += 1
-            if message.get("latency_ms") is not None:
-                latencies.append(float(message["latency_ms"]))
-            rating = (message.get("feedback") or {}).get("rating")
-            up += rating == "up"
-            down += rating == "down"
-            asked = last_question.get(message["conversation_id"])
-            reasons = []
-            if message.get("answered") is False:
-                unknown += 1
-                reasons.append("no_answer")
-            if rating == "down":
-                reasons.append("thumbs_down")
-            if asked and reasons:
-                unanswered[asked].update(reasons)
-                unanswered_count[asked] += 1
-
-        total_messages = len(rows)
-        total_conversations = sum(conversations.values())
-        result = {
-            "chatbot_id": chatbot_id,
-            "start": start,
-            "end": end,
-            "interval": buckets.interval,
-            "timezone": zone.key,
-            "totals": Totals(
-                conversations=total_conversations,
-                messages=total_messages,
-                unique_visitors=len(all_visitors),
-                avg_messages_per_conversation=round(total_messages / total_conversations, 3)
-                if total_conversations
-                else 0.0,
-                answer_latency_ms_p50=percentile(latencies, 0.5),
-                answer_latency_ms_p95=percentile(latencies, 0.95),
-                feedback_up=up,
-                feedback_down=down,
-                feedback_ratio=round(up / (up + down), 4) if up + down else None,
-                idk_rate=round(unknown / answers, 4) if answers else None,
-            ).model_dump(),
-            "series": [
-                Bucket(
-                    start=bucket,
-                    conversations=conversations.get(bucket, 0),
-                    messages=messages.get(bucket, 0),
-                    unique_visitors=len(visitors.get(bucket, ())),
-                ).model_dump()
-                for bucket in buckets.starts
-            ],
-            "top_questions": [
-                QuestionCount(question=q, count=n).model_dump()
-                for q, n in sorted(questions.items(), key=lambda item: (-item[1], item[0]))[:TOP]
-            ],
-            "unanswered_questions": [
-                UnansweredQuestion.model_validate(
-                    {"question": q, "count": n, "reasons": sorted(unanswered[q])}
-                ).model_dump()
-                for q, n in sorted(unanswered_count.items(), key=lambda i: (-i[1], i[0]))[:TOP]
-            ],
-        }
+            tally.add_message(message)
         # Cached in its JSON form, so bucket starts keep the caller's UTC offset.
-        return ChatbotAnalytics.model_validate(result).model_dump(mode="json")
+        return _chatbot_analytics(chatbot_id, start, end, tally).model_dump(mode="json")
 
     async def platform(
         self, start: datetime | None, end: datetime | None, timezone: str
@@ -234,10 +280,10 @@ class AnalyticsService:
             "conversations": ("conversations", "started_at", None),
             "messages": ("messages", "timestamp", None),
         }
-        for name, (collection, field, _) in sources.items():
+        for name, (collection, time_field, _) in sources.items():
             counts: dict[datetime, int] = defaultdict(int)
-            async for row in self._repository.times(collection, field, start, end):
-                counts[buckets.key(row[field])] += 1
+            async for row in self._repository.times(collection, time_field, start, end):
+                counts[buckets.key(row[time_field])] += 1
             series[name] = counts
         active: dict[datetime, set[str]] = defaultdict(set)
         # A user is active on a day they signed in or renewed a session.

@@ -4,10 +4,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, status
 
+from app.apikeys.dependencies import ApiKeyServiceDep
 from app.apikeys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
 from app.chatbots.dependencies import OwnedChatbot
 from app.core.errors import problem_responses
-from app.users.dependencies import ApiKeyServiceDep
 
 NOT_FOUND = problem_responses(status.HTTP_404_NOT_FOUND)
 router = APIRouter(prefix="/chatbots/{chatbot_id}/api-keys", tags=["api keys"])

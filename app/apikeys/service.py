@@ -1,16 +1,13 @@
-"""API keys: shown once, stored as a digest, recognisable by their prefix."""
+"""API keys for their owners: shown once, stored as a digest, recognisable by their prefix
+(checking a presented key is an access rule: `app.users.access`)."""
 
-from app.apikeys.repository import ApiKeyRepository
 from app.apikeys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
 from app.core.db import Document
 from app.core.errors import NotFoundError
 from app.core.security import API_KEY_MARKER, new_id, random_secret, sha256_hex, utcnow
+from app.users.repository import ApiKeyRepository
 
 PREFIX_LENGTH = len(API_KEY_MARKER) + 8
-
-
-def looks_like_api_key(credential: str) -> bool:
-    return credential.startswith(API_KEY_MARKER)
 
 
 class ApiKeyService:
@@ -40,10 +37,3 @@ class ApiKeyService:
     async def revoke(self, chatbot: Document, key_id: str) -> None:
         if not await self._keys.revoke(chatbot["id"], key_id, utcnow()):
             raise NotFoundError("No such API key on this chatbot")
-
-    async def authenticate(self, secret: str) -> Document | None:
-        """The live key this secret belongs to, with its last use recorded; None if unknown."""
-        key = await self._keys.live_by_hash(sha256_hex(secret))
-        if key is not None:
-            await self._keys.touch(key["id"], utcnow())
-        return key

@@ -3,41 +3,20 @@ the bot's allowed origins, and the stricter `public` rate limit (the /api/public
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path, Response, status
+from fastapi import APIRouter, Header, Response, status
 from fastapi.responses import StreamingResponse
 
-from app.chat.router import ChatServiceDep, sse_stream
+from app.chat.access import visitor_conversation
+from app.chat.dependencies import ChatServiceDep
 from app.chat.schemas import ChatResponse, PublicChatbot, PublicChatRequest
-from app.chat.service import ConversationNotFoundError
-from app.chatbots.repository import ChatbotRepository
-from app.chatbots.service import ChatbotNotFoundError
-from app.core.db import Document
+from app.chat.sse import sse_response
+from app.chatbots.dependencies import PublicBot
 from app.core.errors import problem_responses
-from app.core.resources import ResourcesDep
-from app.users.errors import ForbiddenError
 
 router = APIRouter(prefix="/public/chatbots/{chatbot_id}", tags=["widget"])
 ALLOWED_METHODS = "GET, POST, OPTIONS"
 ALLOWED_HEADERS = "Content-Type, Accept, X-Request-ID"
-
-
-async def public_chatbot(
-    chatbot_id: Annotated[str, Path(max_length=64)],
-    resources: ResourcesDep,
-    origin: Annotated[str | None, Header()] = None,
-) -> Document:
-    """A public, active bot; a browser page from another origin than the bot allows is refused."""
-    chatbot = await ChatbotRepository(resources.db, resources.cache, resources.reads).by_id(
-        chatbot_id
-    )
-    if chatbot is None or chatbot["visibility"] != "public" or chatbot["status"] != "active":
-        raise ChatbotNotFoundError()
-    if origin is not None and origin not in chatbot["allowed_origins"]:
-        raise ForbiddenError(f"This chatbot does not accept requests from {origin}")
-    return chatbot
-
-
-PublicBot = Annotated[Document, Depends(public_chatbot)]
+Origin = Annotated[str | None, Header()]
 
 
 def _allow(response: Response, origin: str | None) -> None:
@@ -48,9 +27,7 @@ def _allow(response: Response, origin: str | None) -> None:
 
 @router.options("/chat", status_code=status.HTTP_204_NO_CONTENT, include_in_schema=False)
 @router.options("", status_code=status.HTTP_204_NO_CONTENT, include_in_schema=False)
-async def preflight(
-    chatbot: PublicBot, response: Response, origin: Annotated[str | None, Header()] = None
-) -> None:
+async def preflight(chatbot: PublicBot, response: Response, origin: Origin = None) -> None:
     _allow(response, origin)
     response.headers["Access-Control-Allow-Methods"] = ALLOWED_METHODS
     response.headers["Access-Control-Allow-Headers"] = ALLOWED_HEADERS
@@ -59,7 +36,7 @@ async def preflight(
 
 @router.get("", responses=problem_responses(403, 404))
 async def widget_config(
-    chatbot: PublicBot, response: Response, origin: Annotated[str | None, Header()] = None
+    chatbot: PublicBot, response: Response, origin: Origin = None
 ) -> PublicChatbot:
     _allow(response, origin)
     return PublicChatbot(**chatbot)
@@ -71,19 +48,13 @@ async def widget_chat(
     chatbot: PublicBot,
     service: ChatServiceDep,
     response: Response,
-    origin: Annotated[str | None, Header()] = None,
+    origin: Origin = None,
     accept: Annotated[str, Header()] = "application/json",
 ) -> ChatResponse | StreamingResponse:
     """A visitor's message; the same answer and events as the owner's chat."""
-    conversation = await service.open_conversation(chatbot, body)
-    if conversation["session_id"] != body.session_id:
-        raise ConversationNotFoundError()  # another visitor's conversation
+    conversation = await visitor_conversation(service, chatbot, body)
     if body.stream or "text/event-stream" in accept:
-        streaming = StreamingResponse(
-            sse_stream(service.events(chatbot, body, conversation)),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache"},
-        )
+        streaming = sse_response(service.events(chatbot, body, conversation))
         _allow(streaming, origin)
         return streaming
     _allow(response, origin)

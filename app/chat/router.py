@@ -1,18 +1,13 @@
 """Chat with a bot: JSON, or Server-Sent Events when asked."""
 
-from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Literal
 
-import httpx
-from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi import APIRouter, Header, Path, Query
 from fastapi.responses import StreamingResponse
-from starlette.datastructures import State
 
-from app.chat.providers import AnswerProvider, OfflineProvider, OpenAICompatibleProvider
-from app.chat.repository import ConversationRepository
+from app.chat.dependencies import ChatServiceDep, ConversationServiceDep
 from app.chat.schemas import (
-    ChatEvent,
     ChatRequest,
     ChatResponse,
     ConversationDetail,
@@ -20,58 +15,12 @@ from app.chat.schemas import (
     Feedback,
     MessageOut,
 )
-from app.chat.service import ChatService, ConversationService
+from app.chat.sse import sse_response
 from app.chatbots.dependencies import BotCaller, OwnedChatbot
-from app.core.db import Document
 from app.core.errors import problem_responses
-from app.core.resources import Resources, ResourcesDep
 from app.core.schemas import Cursor, Limit, Page
-from app.retrieval.embeddings import EmbeddingsClient
-from app.retrieval.service import RetrievalService
-from app.sources.repository import SourceRepository
 
 router = APIRouter(prefix="/chatbots/{chatbot_id}", tags=["chat"])
-
-
-def build_chat_service(state: State, resources: Resources) -> ChatService:
-    """The chat service over a request's or a WebSocket's app state."""
-    http: httpx.AsyncClient = state.http
-    settings = resources.settings
-    retrieval = RetrievalService(
-        SourceRepository(resources.db),
-        state.retrieval_indexes,
-        EmbeddingsClient.configured(http, settings),
-    )
-
-    def provider_for(chatbot: Document) -> AnswerProvider:
-        model = chatbot["model"]
-        if model["provider"] != "openai" or settings.llm_base_url is None:
-            return OfflineProvider()
-        key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
-        return OpenAICompatibleProvider(
-            http,
-            str(settings.llm_base_url),
-            key,
-            model["model"] or settings.llm_model,
-            model["temperature"],
-            settings.llm_timeout_seconds,
-        )
-
-    conversations = ConversationRepository(resources.db, resources.reads)
-    return ChatService(conversations, retrieval, provider_for, resources.events)
-
-
-async def get_chat_service(request: Request, resources: ResourcesDep) -> ChatService:
-    return build_chat_service(request.app.state, resources)
-
-
-async def get_conversation_service(resources: ResourcesDep) -> ConversationService:
-    conversations = ConversationRepository(resources.db, resources.reads)
-    return ConversationService(conversations, resources.events)
-
-
-ChatServiceDep = Annotated[ChatService, Depends(get_chat_service)]
-ConversationServiceDep = Annotated[ConversationService, Depends(get_conversation_service)]
 ItemId = Annotated[str, Path(max_length=64)]
 
 
@@ -94,11 +43,7 @@ async def chat(
     if body.stream or "text/event-stream" in accept:
         conversation = await service.open_conversation(chatbot, body)
         events = service.events(chatbot, body, conversation)
-        return StreamingResponse(
-            sse_stream(events),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache"},
-        )
+        return sse_response(events)
     return await service.answer(chatbot, body)
 
 
@@ -156,11 +101,3 @@ async def give_feedback(
 ) -> MessageOut:
     """Thumbs up or down, with an optional comment, on one of the bot's answers."""
     return await service.feedback(chatbot, message_id, body)
-
-
-async def sse_stream(events: AsyncIterator[ChatEvent]) -> AsyncIterator[bytes]:
-    try:
-        async for event in events:
-            yield event.sse()
-    except Exception as error:
-        yield ChatEvent(event="error", data={"message": f"the answer failed: {error}"}).sse()

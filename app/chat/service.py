@@ -26,6 +26,7 @@ from app.core.errors import DomainError, NotFoundError
 from app.core.events import EventBus, publish_event
 from app.core.schemas import Page, page_of
 from app.core.security import new_id, utcnow
+from app.retrieval.schemas import RetrievedChunk
 from app.retrieval.service import RetrievalService
 
 I_DONT_KNOW = "I don't know the answer to that from the knowledge I have."
@@ -44,6 +45,29 @@ class GatewayTimeoutError(DomainError):
 class ConversationNotFoundError(NotFoundError):
     def __init__(self) -> None:
         super().__init__("No such conversation on this chatbot")
+
+
+def _grounded_passages(chatbot: Document, hits: list[RetrievedChunk]) -> list[RetrievedChunk]:
+    """The hits relevant enough to answer from, by the bot's score threshold."""
+    threshold = chatbot["retrieval"]["score_threshold"]
+    return [hit for hit in hits if hit.relevance >= threshold]
+
+
+def _citations(grounded: list[RetrievedChunk], answer: str, answered: bool) -> list[Citation]:
+    """The passages the answer cites by their [n] marker, numbered from 1."""
+    return [
+        Citation(
+            index=number,
+            source_id=hit.source_id,
+            chunk_id=hit.chunk_id,
+            title=hit.title,
+            url=hit.url,
+            heading=hit.heading,
+            relevance=hit.relevance,
+        )
+        for number, hit in enumerate(grounded, start=1)
+        if answered and f"[{number}]" in answer
+    ]
 
 
 class ChatService:
@@ -65,62 +89,103 @@ class ChatService:
         """The turn's events; `conversation` comes from open_conversation (called first, so a
         wrong conversation id is a 404 before any event is sent)."""
         started = time.perf_counter()
-        now = utcnow()
-        question = {
-            "id": new_id(),
-            "conversation_id": conversation["id"],
-            "chatbot_id": chatbot["id"],
-            "role": "user",
-            "content": request.message,
-            "timestamp": now,
-        }
-        await self._conversations.add_message(question, now)
+        question_id = await self._store_question(chatbot, request, conversation)
         answer_id = new_id()
         yield ChatEvent(
             event="start", data={"conversation_id": conversation["id"], "message_id": answer_id}
         )
 
         hits = await self._retrieval.retrieve(chatbot, request.message)
-        threshold = chatbot["retrieval"]["score_threshold"]
-        grounded = [hit for hit in hits if hit.relevance >= threshold]
+        grounded = _grounded_passages(chatbot, hits)
         answer = ""
-        if grounded:
-            provider_request = AnswerRequest(
-                question=request.message,
-                passages=grounded,
-                system_prompt=chatbot["system_prompt"],
-                max_tokens=chatbot["model"]["max_tokens"],
-                history=await self._conversations.recent_turns(conversation["id"], question["id"]),
-            )
-            try:
-                async for token in self._providers(chatbot).stream(provider_request):
-                    answer += token
-                    yield ChatEvent(event="token", data={"text": token})
-            except ProviderError as error:
-                # The question is stored; the failed answer is not.
-                yield ChatEvent(
-                    event="error", data={"message": str(error), "timeout": error.timeout}
-                )
-                return
+        try:
+            async for token in self._stream_answer(
+                chatbot, request, conversation, question_id, grounded
+            ):
+                answer += token
+                yield ChatEvent(event="token", data={"text": token})
+        except ProviderError as error:
+            # The question is stored; the failed answer is not.
+            yield ChatEvent(event="error", data={"message": str(error), "timeout": error.timeout})
+            return
         answered = bool(answer.strip())
         if not answered:
             answer = I_DONT_KNOW
             yield ChatEvent(event="token", data={"text": answer})
-        citations = [
-            Citation(
-                index=number,
-                source_id=hit.source_id,
-                chunk_id=hit.chunk_id,
-                title=hit.title,
-                url=hit.url,
-                heading=hit.heading,
-                relevance=hit.relevance,
-            )
-            for number, hit in enumerate(grounded, start=1)
-            if answered and f"[{number}]" in answer
-        ]
+        citations = _citations(grounded, answer, answered)
         yield ChatEvent(event="sources", data={"sources": [c.model_dump() for c in citations]})
         latency_ms = round((time.perf_counter() - started) * 1000)
+        await self._store_answer(
+            chatbot,
+            request,
+            conversation,
+            answer_id=answer_id,
+            answer=answer,
+            answered=answered,
+            citations=citations,
+            hits=hits,
+            latency_ms=latency_ms,
+        )
+        yield ChatEvent(
+            event="end",
+            data={"message_id": answer_id, "answered": answered, "latency_ms": latency_ms},
+        )
+
+    async def _store_question(
+        self, chatbot: Document, request: ChatRequest, conversation: Document
+    ) -> str:
+        """Store the visitor's message; returns its id."""
+        question_id = new_id()
+        now = utcnow()
+        await self._conversations.add_message(
+            {
+                "id": question_id,
+                "conversation_id": conversation["id"],
+                "chatbot_id": chatbot["id"],
+                "role": "user",
+                "content": request.message,
+                "timestamp": now,
+            },
+            now,
+        )
+        return question_id
+
+    async def _stream_answer(
+        self,
+        chatbot: Document,
+        request: ChatRequest,
+        conversation: Document,
+        question_id: str,
+        grounded: list[RetrievedChunk],
+    ) -> AsyncIterator[str]:
+        """The model's answer token by token, or nothing when no passage is relevant enough;
+        raises ProviderError if the model fails."""
+        if not grounded:
+            return
+        provider_request = AnswerRequest(
+            question=request.message,
+            passages=grounded,
+            system_prompt=chatbot["system_prompt"],
+            max_tokens=chatbot["model"]["max_tokens"],
+            history=await self._conversations.recent_turns(conversation["id"], question_id),
+        )
+        async for token in self._providers(chatbot).stream(provider_request):
+            yield token
+
+    async def _store_answer(
+        self,
+        chatbot: Document,
+        request: ChatRequest,
+        conversation: Document,
+        *,
+        answer_id: str,
+        answer: str,
+        answered: bool,
+        citations: list[Citation],
+        hits: list[RetrievedChunk],
+        latency_ms: int,
+    ) -> None:
+        """Store the answer with its citations, retrieval scores, latency and word counts."""
         now = utcnow()
         await self._conversations.add_message(
             {
@@ -140,10 +205,6 @@ class ChatService:
                 "timestamp": now,
             },
             now,
-        )
-        yield ChatEvent(
-            event="end",
-            data={"message_id": answer_id, "answered": answered, "latency_ms": latency_ms},
         )
 
     async def answer(self, chatbot: Document, request: ChatRequest) -> ChatResponse:

@@ -1,74 +1,63 @@
-"""The one place that looks a chatbot up and checks that the caller owns it."""
+"""HTTP dependencies of the chatbots domain: the chatbot service, and the chatbot a caller may
+use (the rules are in `app.chatbots.access`)."""
 
 from typing import Annotated
 
-from fastapi import Depends, Path
+from fastapi import Depends, Header, Path
 
-from app.apikeys.repository import ApiKeyRepository
-from app.apikeys.service import ApiKeyService
-from app.chatbots.repository import DELETING, ChatbotRepository
-from app.chatbots.service import ChatbotNotFoundError, ChatbotService
+from app.chatbots.access import chatbot_for_key, owned_chatbot, public_chatbot
+from app.chatbots.repository import ChatbotRepository
+from app.chatbots.service import ChatbotService
+from app.container import ContainerDep
 from app.core.db import Document
-from app.core.resources import ResourcesDep
-from app.users.dependencies import (
-    ApiKeyHeaderDep,
-    BearerDep,
-    CurrentUser,
-    current_user,
-    presented_api_key,
-)
+from app.users.access import api_key_for_secret, presented_api_key, user_for_access_token
+from app.users.dependencies import ApiKeyHeaderDep, BearerDep, CurrentUser, bearer_token
 from app.users.errors import AuthenticationError
 
 
-async def get_chatbot_repository(resources: ResourcesDep) -> ChatbotRepository:
-    return ChatbotRepository(resources.db, resources.cache, resources.reads)
-
-
-ChatbotRepositoryDep = Annotated[ChatbotRepository, Depends(get_chatbot_repository)]
-
-
-async def get_chatbot_service(chatbots: ChatbotRepositoryDep) -> ChatbotService:
-    return ChatbotService(chatbots)
+async def get_chatbot_service(container: ContainerDep) -> ChatbotService:
+    return ChatbotService(ChatbotRepository(container.resources))
 
 
 ChatbotServiceDep = Annotated[ChatbotService, Depends(get_chatbot_service)]
 ChatbotId = Annotated[str, Path(max_length=64, description="The chatbot's id")]
 
 
-async def owned_chatbot(
-    chatbot_id: ChatbotId, user: CurrentUser, resources: ResourcesDep
+async def get_owned_chatbot(
+    chatbot_id: ChatbotId, user: CurrentUser, container: ContainerDep
 ) -> Document:
-    """The caller's chatbot; another owner's bot is a 404, exactly like a missing one."""
-    chatbots = ChatbotRepository(resources.db, resources.cache, resources.reads)
-    chatbot = await chatbots.owned(user["id"], chatbot_id)
-    if chatbot is None:
-        raise ChatbotNotFoundError()
-    return chatbot
+    return await owned_chatbot(container.resources, user["id"], chatbot_id)
 
 
-OwnedChatbot = Annotated[Document, Depends(owned_chatbot)]
+OwnedChatbot = Annotated[Document, Depends(get_owned_chatbot)]
 
 
-async def bot_caller(
-    chatbot_id: ChatbotId, resources: ResourcesDep, bearer: BearerDep, api_key: ApiKeyHeaderDep
+async def get_bot_for_caller(
+    chatbot_id: ChatbotId, container: ContainerDep, bearer: BearerDep, api_key: ApiKeyHeaderDep
 ) -> Document:
     """For a bot's chat and retrieval: its owner (access token) or an API key of that very bot.
     Another bot's key gets 404, as another owner does."""
-    chatbots = ChatbotRepository(resources.db, resources.cache, resources.reads)
-    key_secret = presented_api_key(bearer, api_key)
-    if key_secret is None:
-        user = await current_user(resources, bearer, api_key)
-        chatbot = await chatbots.owned(user["id"], chatbot_id)
-    else:
-        key = await ApiKeyService(ApiKeyRepository(resources.db)).authenticate(key_secret)
-        if key is None:
-            raise AuthenticationError("Invalid or revoked API key")
-        chatbot = await chatbots.by_id(chatbot_id) if key["chatbot_id"] == chatbot_id else None
-        if chatbot is not None and chatbot["status"] == DELETING:
-            chatbot = None
-    if chatbot is None:
-        raise ChatbotNotFoundError()
-    return chatbot
+    resources = container.resources
+    token = bearer_token(bearer)
+    key_secret = presented_api_key(token, api_key)
+    if key_secret is not None:
+        key = await api_key_for_secret(resources, key_secret)
+        return await chatbot_for_key(resources, key, chatbot_id)
+    if token is None:
+        raise AuthenticationError()
+    user = await user_for_access_token(resources, token)
+    return await owned_chatbot(resources, user["id"], chatbot_id)
 
 
-BotCaller = Annotated[Document, Depends(bot_caller)]
+BotCaller = Annotated[Document, Depends(get_bot_for_caller)]
+
+
+async def get_public_chatbot(
+    chatbot_id: ChatbotId,
+    container: ContainerDep,
+    origin: Annotated[str | None, Header()] = None,
+) -> Document:
+    return await public_chatbot(container.resources, chatbot_id, origin)
+
+
+PublicBot = Annotated[Document, Depends(get_public_chatbot)]

@@ -5,25 +5,25 @@ from typing import Any
 
 from pymongo import ReturnDocument
 
-from app.core.cache import Cache
-from app.core.db import Document, MongoDatabase, without_id
-from app.core.read_policy import ReadRouter
+from app.chatbots.schemas import ChatbotStatus
+from app.core.db import Document, without_id
+from app.core.resources import Resources
 from app.core.schemas import after_cursor
 
-DELETING = "deleting"
 # Every collection whose documents belong to one chatbot (by chatbot_id).
 CHATBOT_OWNED_COLLECTIONS = ("api_keys", "chunks", "sources", "messages", "conversations")
-_VISIBLE = {"status": {"$ne": DELETING}}
+_DELETING = ChatbotStatus.DELETING.value
+_VISIBLE = {"status": {"$ne": _DELETING}}
 
 
 class ChatbotRepository:
     """Chatbots by id are read through the cache; every write here invalidates the entry."""
 
-    def __init__(self, db: MongoDatabase, cache: Cache, reads: ReadRouter) -> None:
-        self._db = db
-        self._chatbots = db["chatbots"]
-        self._listing = reads.database("listing")["chatbots"]
-        self._cache = cache
+    def __init__(self, resources: Resources) -> None:
+        self._db = resources.db
+        self._chatbots = resources.db["chatbots"]
+        self._listing = resources.reads.database("listing")["chatbots"]
+        self._cache = resources.cache
 
     async def insert(self, chatbot: Document) -> None:
         await self._chatbots.insert_one(chatbot)
@@ -36,7 +36,7 @@ class ChatbotRepository:
 
     async def owned(self, user_id: str, chatbot_id: str) -> Document | None:
         chatbot = await self.by_id(chatbot_id)
-        if chatbot is None or chatbot["user_id"] != user_id or chatbot["status"] == DELETING:
+        if chatbot is None or chatbot["user_id"] != user_id or chatbot["status"] == _DELETING:
             return None
         return chatbot
 
@@ -70,7 +70,7 @@ class ChatbotRepository:
 
     async def mark_deleting(self, user_id: str, chatbot_id: str) -> bool:
         result = await self._chatbots.update_one(
-            {"id": chatbot_id, "user_id": user_id, **_VISIBLE}, {"$set": {"status": DELETING}}
+            {"id": chatbot_id, "user_id": user_id, **_VISIBLE}, {"$set": {"status": _DELETING}}
         )
         await self._cache.invalidate("chatbot", chatbot_id)
         return result.modified_count == 1
@@ -79,11 +79,11 @@ class ChatbotRepository:
         """Deletes everything the bot owns, then the bot; safe to repeat after a crash."""
         for collection in CHATBOT_OWNED_COLLECTIONS:
             await self._db[collection].delete_many({"chatbot_id": chatbot_id})
-        await self._chatbots.delete_one({"id": chatbot_id, "status": DELETING})
+        await self._chatbots.delete_one({"id": chatbot_id, "status": _DELETING})
         await self._cache.invalidate("chatbot", chatbot_id)
 
     async def pending_purges(self) -> list[str]:
-        found = self._chatbots.find({"status": DELETING}, {"_id": 0, "id": 1})
+        found = self._chatbots.find({"status": _DELETING}, {"_id": 0, "id": 1})
         return [document["id"] for document in await found.to_list()]
 
     async def count(self) -> int:

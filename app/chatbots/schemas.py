@@ -19,6 +19,11 @@ class Visibility(StrEnum):
 class ChatbotStatus(StrEnum):
     ACTIVE = "active"
     PAUSED = "paused"
+    DELETING = "deleting"  # set by DELETE while the bot's data is purged; never set by owners
+
+
+# What an owner may set: a bot being deleted cannot be brought back.
+SettableStatus = Literal[ChatbotStatus.ACTIVE, ChatbotStatus.PAUSED]
 
 
 class ModelSettings(RequestModel):
@@ -57,7 +62,7 @@ class ChatbotCreate(RequestModel):
     retrieval: RetrievalSettings = RetrievalSettings()
     visibility: Visibility = Visibility.PRIVATE
     allowed_origins: Origins = Field(default_factory=list)
-    status: ChatbotStatus = ChatbotStatus.ACTIVE
+    status: SettableStatus = ChatbotStatus.ACTIVE
 
 
 class ModelSettingsUpdate(RequestModel):
@@ -85,7 +90,7 @@ class ChatbotUpdate(RequestModel):
     retrieval: RetrievalSettingsUpdate | None = None
     visibility: Visibility | None = None
     allowed_origins: Origins | None = None
-    status: ChatbotStatus | None = None
+    status: SettableStatus | None = None
 
     def to_set(self) -> dict[str, Any]:
         """The $set document: dotted paths for nested settings, so siblings are kept."""

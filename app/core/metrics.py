@@ -1,4 +1,5 @@
-"""Prometheus metrics shared by the whole service, correct under gunicorn's multiprocess mode."""
+"""Prometheus metrics of the shared core (HTTP, MongoDB, Redis, cache, limits, memory), correct
+under gunicorn's multiprocess mode; domains declare their own metrics beside their code."""
 
 import asyncio
 import os
@@ -66,25 +67,6 @@ READ_PREFERENCE = Gauge(
     ["workload", "mode"],
     multiprocess_mode="livemax",
 )
-WS_CONNECTIONS = Gauge(
-    "botsmith_websocket_connections",
-    "Open WebSocket connections.",
-    multiprocess_mode="livesum",
-)
-WS_MESSAGES = Counter(
-    "botsmith_websocket_messages",
-    "WebSocket messages by direction (in, out).",
-    ["direction"],
-)
-WS_DROPPED = Counter(
-    "botsmith_websocket_slow_consumers_dropped",
-    "WebSocket connections closed because their send queue was full.",
-)
-WS_FANOUT_LATENCY = Histogram(
-    "botsmith_websocket_fanout_latency_seconds",
-    "From an event's publication to its queueing for a subscribed socket.",
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
-)
 MONGO_COMMAND_DURATION = Histogram(
     "botsmith_mongo_command_duration_seconds",
     "MongoDB command duration by command name and outcome.",
@@ -119,16 +101,6 @@ MONGO_POOL_CHECKOUT_WAITS = Counter(
 MONGO_POOL_CHECKOUT_TIMEOUTS = Counter(
     "botsmith_mongo_pool_checkout_timeouts",
     "Connection checkouts that failed because the wait queue timed out.",
-)
-INGEST_JOBS = Counter(
-    "botsmith_ingest_jobs",
-    "Ingestion jobs handled by `botsmith worker`, by outcome (done, retry, failed).",
-    ["outcome"],
-)
-INGEST_BACKLOG = Gauge(
-    "botsmith_ingest_backlog",
-    "Ingestion jobs not yet acknowledged: waiting in the stream plus being processed.",
-    multiprocess_mode="livemax",
 )
 PROCESS_MEMORY = Gauge(
     "botsmith_process_resident_memory_bytes",

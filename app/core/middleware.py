@@ -13,6 +13,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from http import HTTPStatus
 
 from opentelemetry import trace
@@ -29,17 +30,30 @@ from app.core.metrics import (
     HTTP_REQUESTS,
     HTTP_TIMEOUTS,
 )
-from app.core.ratelimit import Policy
-from app.core.resources import Resources
+from app.core.ratelimit import Policy, RateLimiter
 from app.core.routes import RouteTemplates
 from app.core.security import API_KEY_MARKER, decode_access_token
 
 logger = logging.getLogger(__name__)
 
-# Probes and scrapes are never limited, queued or refused.
-UNLIMITED_PATHS = frozenset({"/livez", "/readyz", "/metrics"})
-# Health is never queued or refused for concurrency (it is still rate limited per client).
-NEVER_QUEUED_PATHS = UNLIMITED_PATHS | {"/api/health"}
+
+@dataclass(frozen=True, slots=True)
+class PathRules:
+    """What the middleware knows of the application's paths; the application (app.api) says."""
+
+    unlimited: frozenset[str]  # probes and scrapes: never limited, queued, refused or timed out
+    never_queued: frozenset[str]  # never queued or refused for concurrency (still rate limited)
+    auth: frozenset[str]  # the stricter `auth` rate limit
+    public_prefix: str  # the `public` rate limit (widget endpoints)
+
+    def rate_class(self, path: str) -> str:
+        if path in self.auth:
+            return "auth"
+        if path.startswith(self.public_prefix):
+            return "public"
+        return "default"
+
+
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _STATUS_CLASSES = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
 
@@ -171,20 +185,19 @@ class ClientIdentity:
         return any(ip in network for network in self._trusted)
 
 
-def route_class(path: str) -> str:
-    if path in ("/api/auth/login", "/api/auth/register", "/api/auth/refresh"):
-        return "auth"
-    if path.startswith("/api/public/"):
-        return "public"
-    return "default"
-
-
 class RateLimitMiddleware:
     """Refuses a client over its limits with 429; every response carries RateLimit headers."""
 
-    def __init__(self, app: ASGIApp, settings: Settings, resources: Callable[[], Resources]):
+    def __init__(
+        self,
+        app: ASGIApp,
+        settings: Settings,
+        paths: PathRules,
+        limiter: Callable[[], RateLimiter],
+    ) -> None:
         self.app = app
-        self._resources = resources
+        self._paths = paths
+        self._limiter = limiter
         self._identity = ClientIdentity(settings)
         self._enabled = settings.rate_limit_enabled
         self._policies = {
@@ -206,13 +219,13 @@ class RateLimitMiddleware:
         if (
             not self._enabled
             or scope["type"] not in ("http", "websocket")
-            or scope["path"] in UNLIMITED_PATHS
+            or scope["path"] in self._paths.unlimited
         ):
             await self.app(scope, receive, send)
             return
-        kind = route_class(scope["path"])
+        kind = self._paths.rate_class(scope["path"])
         identity = f"{kind}:{self._identity(scope)}"
-        decision = await self._resources().rate_limiter.hit(identity, kind, self._policies[kind])
+        decision = await self._limiter().hit(identity, kind, self._policies[kind])
         headers = decision.headers()
         if not decision.allowed:
             if scope["type"] == "websocket":
@@ -237,8 +250,9 @@ class ConcurrencyLimitMiddleware:
     """At most ASYNC_CONCURRENCY_LIMIT requests at once per worker; a bounded number wait a
     short while for a slot, the rest get 503 with Retry-After. WebSockets are not counted."""
 
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings, paths: PathRules) -> None:
         self.app = app
+        self._never_queued = paths.never_queued
         self._limit = settings.async_concurrency_limit
         self._queue_size = settings.concurrency_queue_size
         self._queue_timeout = settings.concurrency_queue_timeout_seconds
@@ -247,7 +261,7 @@ class ConcurrencyLimitMiddleware:
         self._slots: asyncio.Semaphore | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in NEVER_QUEUED_PATHS:
+        if scope["type"] != "http" or scope["path"] in self._never_queued:
             await self.app(scope, receive, send)
             return
         if self._slots is None:
@@ -291,13 +305,20 @@ class TimeoutMiddleware:
     """Cancels a handler that has not started its response within REQUEST_TIMEOUT (504); once a
     streaming response has started, the limit applies to each gap between chunks instead."""
 
-    def __init__(self, app: ASGIApp, settings: Settings, routes: Callable[[], RouteTemplates]):
+    def __init__(
+        self,
+        app: ASGIApp,
+        settings: Settings,
+        paths: PathRules,
+        routes: Callable[[], RouteTemplates],
+    ) -> None:
         self.app = app
+        self._unlimited = paths.unlimited
         self._timeout = settings.request_timeout
         self._routes = routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in UNLIMITED_PATHS:
+        if scope["type"] != "http" or scope["path"] in self._unlimited:
             await self.app(scope, receive, send)
             return
         loop = asyncio.get_running_loop()

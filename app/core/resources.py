@@ -1,15 +1,15 @@
-"""What the lifespan opens for one worker process, reachable from requests through app.state."""
+"""The clients of one process (MongoDB, Redis, the outgoing HTTP pool) and the shared services
+built directly on them; the composition point (`app.container`) opens them once per process."""
 
 from dataclasses import dataclass
-from typing import Annotated
 
-from fastapi import Depends, Request
+import httpx
 
 from app.core.cache import Cache
 from app.core.config import Settings
 from app.core.db import MongoClient, MongoDatabase, create_mongo_client
 from app.core.events import EventBus
-from app.core.ratelimit import RateLimiter
+from app.core.http import http_client
 from app.core.read_policy import ReadRouter
 from app.core.redis import RedisCircuit, RedisClient, create_redis_client
 
@@ -20,17 +20,15 @@ class Resources:
     mongo: MongoClient
     db: MongoDatabase
     redis: RedisClient | None
+    redis_circuit: RedisCircuit
     cache: Cache
-    rate_limiter: RateLimiter
     reads: ReadRouter
     events: EventBus
+    http: httpx.AsyncClient
 
 
-# Dependencies are coroutines on purpose: FastAPI runs plain functions in a thread pool, which
-# costs more than everything else a simple request does.
 def open_resources(settings: Settings) -> Resources:
-    """The clients and shared services of one process (an API worker or an ingestion worker);
-    call close_resources when done."""
+    """Creates the clients (they connect lazily); call close_resources when done."""
     mongo = create_mongo_client(settings)
     redis = create_redis_client(settings)
     circuit = RedisCircuit(settings.redis_retry_after_failure_seconds)
@@ -40,23 +38,17 @@ def open_resources(settings: Settings) -> Resources:
         mongo=mongo,
         db=db,
         redis=redis,
+        redis_circuit=circuit,
         cache=Cache(redis, circuit, enabled=settings.cache_enabled, ttl=settings.cache_ttl),
-        rate_limiter=RateLimiter(redis, circuit),
         reads=ReadRouter(db, settings.read_policy_file),
         events=EventBus(redis),
+        http=http_client(),
     )
 
 
 async def close_resources(resources: Resources) -> None:
     await resources.events.stop()
+    await resources.http.aclose()
     if resources.redis is not None:
         await resources.redis.aclose()
     await resources.mongo.close()
-
-
-async def get_resources(request: Request) -> Resources:
-    resources: Resources = request.app.state.resources
-    return resources
-
-
-ResourcesDep = Annotated[Resources, Depends(get_resources)]

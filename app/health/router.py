@@ -2,15 +2,15 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Depends, Response, status
 
+from app.container import ContainerDep
 from app.health.schemas import HealthReport, Liveness, Readiness
 from app.health.service import HealthService
 
 
-async def get_health_service(request: Request) -> HealthService:
-    service: HealthService = request.app.state.health
-    return service
+async def get_health_service(container: ContainerDep) -> HealthService:
+    return container.health
 
 
 HealthServiceDep = Annotated[HealthService, Depends(get_health_service)]

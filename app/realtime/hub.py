@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from starlette.websockets import WebSocket, WebSocketState
 
 from app.core.events import CHANNEL_PREFIX
-from app.core.metrics import WS_CONNECTIONS, WS_DROPPED, WS_FANOUT_LATENCY, WS_MESSAGES
+from app.realtime.metrics import WS_CONNECTIONS, WS_DROPPED, WS_FANOUT_LATENCY, WS_MESSAGES
 
 logger = logging.getLogger(__name__)
 GOING_AWAY = 1001

@@ -13,81 +13,102 @@ chat (`event`: start, token, sources, end, error — the SSE events), error (the
 import asyncio
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, WebSocket
 from pydantic import ValidationError
 from starlette.websockets import WebSocketDisconnect
 
-from app.chat.router import build_chat_service
+from app.chat.access import visitor_conversation
+from app.chat.dependencies import chat_service
 from app.chat.schemas import ChatRequest
-from app.chat.service import ConversationNotFoundError
-from app.chatbots.repository import DELETING, ChatbotRepository
+from app.chatbots.access import owned_chatbot, public_chatbot
+from app.container import Container, get_container
+from app.core.db import Document
 from app.core.errors import DomainError
-from app.core.metrics import WS_MESSAGES
-from app.core.resources import Resources
-from app.core.security import decode_access_token
 from app.realtime.hub import POLICY_VIOLATION, Connection, Hub, worker_id
-from app.users.repository import UserRepository
-from app.users.schemas import UserStatus
+from app.realtime.metrics import WS_MESSAGES
+from app.users.access import user_for_access_token
 
 router = APIRouter(tags=["realtime"])
 _SESSION = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
-async def _identify(socket: WebSocket, resources: Resources) -> tuple[str | None, str | None, str]:
-    """(user_id, visitor's chatbot_id, refusal): one of the first two, or why neither."""
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who a socket belongs to: an owner, or a widget visitor of one public bot."""
+
+    user_id: str | None = None
+    visitor_bot: str | None = None
+    origin: str | None = None
+
+
+class RefusedError(Exception):
+    """The socket may not connect; the message is the close reason."""
+
+
+async def _identify(socket: WebSocket, container: Container) -> Caller:
+    """The caller, by the same access rules as HTTP; RefusedError says why not."""
+    resources = container.resources
     params = socket.query_params
     header = socket.headers.get("authorization", "")
     token = params.get("token") or (header[7:] if header.lower().startswith("bearer ") else None)
+    origin = socket.headers.get("origin")
     if token:
-        claims = decode_access_token(resources.settings, token)
-        users = UserRepository(resources.db, resources.cache, resources.reads)
-        user = await users.by_id(claims.user_id) if claims else None
-        if (
-            claims is None
-            or user is None
-            or user["token_version"] != claims.token_version
-            or user["status"] != UserStatus.ACTIVE
-        ):
-            return None, None, "invalid or expired access token"
-        return user["id"], None, ""
+        try:
+            user = await user_for_access_token(resources, token)
+        except DomainError:
+            raise RefusedError("invalid or expired access token") from None
+        return Caller(user_id=user["id"])
     chatbot_id, session_id = params.get("chatbot_id"), params.get("session_id")
     if chatbot_id and session_id and _SESSION.match(session_id):
-        chatbots = ChatbotRepository(resources.db, resources.cache, resources.reads)
-        chatbot = await chatbots.by_id(chatbot_id)
-        origin = socket.headers.get("origin")
-        if (
-            chatbot is None
-            or chatbot["visibility"] != "public"
-            or chatbot["status"] != "active"
-            or (origin is not None and origin not in chatbot["allowed_origins"])
-        ):
-            return None, None, "no such public chatbot for this origin"
-        return None, chatbot_id, ""
-    return None, None, "authentication required: token, or chatbot_id and session_id"
+        try:
+            await public_chatbot(resources, chatbot_id, origin)
+        except DomainError:
+            raise RefusedError("no such public chatbot for this origin") from None
+        return Caller(visitor_bot=chatbot_id, origin=origin)
+    raise RefusedError("authentication required: token, or chatbot_id and session_id")
+
+
+async def _chatbot_for(container: Container, caller: Caller, chatbot_id: object) -> Document:
+    """The bot a chat message names, if this caller may use it (checked on every message)."""
+    resources = container.resources
+    if not isinstance(chatbot_id, str):
+        raise RefusedError("no such chatbot")
+    try:
+        if caller.user_id is not None:
+            return await owned_chatbot(resources, caller.user_id, chatbot_id)
+        if chatbot_id == caller.visitor_bot:
+            return await public_chatbot(resources, chatbot_id, caller.origin)
+    except DomainError:
+        pass
+    raise RefusedError("no such chatbot")
 
 
 @router.websocket("/ws")
 async def websocket(socket: WebSocket) -> None:
-    resources: Resources = socket.app.state.resources
-    hub: Hub = socket.app.state.hub
+    container = await get_container(socket)
+    hub = container.hub
     await socket.accept()
-    user_id, visitor_bot, refusal = await _identify(socket, resources)
-    if refusal:
-        await socket.close(POLICY_VIOLATION, refusal)
+    try:
+        caller = await _identify(socket, container)
+    except RefusedError as refusal:
+        await socket.close(POLICY_VIOLATION, str(refusal))
         return
-    connection, code, reason = hub.admit(socket, user_id, visitor_bot)
+    connection, code, reason = hub.admit(socket, caller.user_id, caller.visitor_bot)
     if connection is None:
         await socket.close(code, reason)
         return
-    hub.send(connection, {"type": "welcome", "worker": worker_id(), "visitor": user_id is None})
+    hub.send(
+        connection, {"type": "welcome", "worker": worker_id(), "visitor": caller.user_id is None}
+    )
     chats: set[asyncio.Task[None]] = set()
     try:
         while True:
             text = await socket.receive_text()
             WS_MESSAGES.labels("in").inc()
-            await _handle(socket, hub, connection, resources, text, chats)
+            _handle(hub, connection, container, caller, text, chats)
     except WebSocketDisconnect:
         pass
     finally:
@@ -96,11 +117,11 @@ async def websocket(socket: WebSocket) -> None:
         hub.release(connection)
 
 
-async def _handle(
-    socket: WebSocket,
+def _handle(
     hub: Hub,
     connection: Connection,
-    resources: Resources,
+    container: Container,
+    caller: Caller,
     text: str,
     chats: set[asyncio.Task[None]],
 ) -> None:
@@ -112,21 +133,9 @@ async def _handle(
     if kind == "ping":
         hub.send(connection, {"type": "pong"})
     elif kind in ("subscribe", "unsubscribe"):
-        topic = message.get("topic")
-        if topic not in ("notifications", "status") or (
-            topic == "notifications" and connection.user_id is None
-        ):
-            hub.send(connection, {"type": "error", "message": f"cannot {kind} to {topic!r}"})
-            return
-        if kind == "subscribe":
-            connection.topics.add(topic)
-        else:
-            connection.topics.discard(topic)
-        hub.send(connection, {"type": f"{kind}d", "topic": topic})
-        if kind == "subscribe" and topic == "status" and hub.last_status is not None:
-            hub.send(connection, {"type": "status", "data": hub.last_status})
+        _subscription(hub, connection, kind, message.get("topic"))
     elif kind == "chat":
-        task = asyncio.create_task(_chat(socket, hub, connection, resources, message))
+        task = asyncio.create_task(_chat(hub, connection, container, caller, message))
         chats.add(task)
         task.add_done_callback(chats.discard)
     else:
@@ -140,12 +149,23 @@ async def _handle(
         )
 
 
+def _subscription(hub: Hub, connection: Connection, kind: str, topic: object) -> None:
+    if topic not in ("notifications", "status") or (
+        topic == "notifications" and connection.user_id is None
+    ):
+        hub.send(connection, {"type": "error", "message": f"cannot {kind} to {topic!r}"})
+        return
+    if kind == "subscribe":
+        connection.topics.add(topic)
+    else:
+        connection.topics.discard(topic)
+    hub.send(connection, {"type": f"{kind}d", "topic": topic})
+    if kind == "subscribe" and topic == "status" and hub.last_status is not None:
+        hub.send(connection, {"type": "status", "data": hub.last_status})
+
+
 async def _chat(
-    socket: WebSocket,
-    hub: Hub,
-    connection: Connection,
-    resources: Resources,
-    message: dict[str, Any],
+    hub: Hub, connection: Connection, container: Container, caller: Caller, message: dict[str, Any]
 ) -> None:
     request_id = message.get("id")
 
@@ -159,29 +179,17 @@ async def _chat(
     except ValidationError as error:
         reply("error", {"message": f"invalid chat message: {error.errors()[0]['msg']}"})
         return
-    chatbot_id = message.get("chatbot_id")
-    chatbots = ChatbotRepository(resources.db, resources.cache, resources.reads)
-    chatbot = await chatbots.by_id(chatbot_id) if isinstance(chatbot_id, str) else None
-    allowed = (
-        chatbot is not None
-        and chatbot["status"] != DELETING
-        and (
-            chatbot["user_id"] == connection.user_id
-            if connection.user_id is not None
-            else chatbot["id"] == connection.chatbot_id
-        )
-    )
-    if not allowed or chatbot is None:
-        reply("error", {"message": "no such chatbot"})
-        return
-    if connection.user_id is None and not request.session_id:
-        reply("error", {"message": "a visitor's chat needs a session_id"})
-        return
-    service = build_chat_service(socket.app.state, resources)
     try:
-        conversation = await service.open_conversation(chatbot, request)
-        if connection.user_id is None and conversation["session_id"] != request.session_id:
-            raise ConversationNotFoundError()
+        chatbot = await _chatbot_for(container, caller, message.get("chatbot_id"))
+    except RefusedError as refusal:
+        reply("error", {"message": str(refusal)})
+        return
+    service = chat_service(container)
+    try:
+        if caller.user_id is None:
+            conversation = await visitor_conversation(service, chatbot, request)
+        else:
+            conversation = await service.open_conversation(chatbot, request)
         async for event in service.events(chatbot, request, conversation):
             reply(event.event, event.data)
     except DomainError as error:

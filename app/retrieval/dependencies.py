@@ -1,19 +1,26 @@
-"""The retrieval service for a request."""
+"""The retrieval service for a request, a WebSocket chat, or the chat service."""
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 
-from app.core.resources import ResourcesDep
+from app.container import Container, ContainerDep
 from app.retrieval.embeddings import EmbeddingsClient
-from app.retrieval.service import RetrievalIndexes, RetrievalService
-from app.sources.repository import SourceRepository
+from app.retrieval.repository import ChunkRepository
+from app.retrieval.service import RetrievalService
 
 
-async def get_retrieval_service(request: Request, resources: ResourcesDep) -> RetrievalService:
-    indexes: RetrievalIndexes = request.app.state.retrieval_indexes
-    embeddings = EmbeddingsClient.configured(request.app.state.http, resources.settings)
-    return RetrievalService(SourceRepository(resources.db), indexes, embeddings)
+def retrieval_service(container: Container) -> RetrievalService:
+    resources = container.resources
+    return RetrievalService(
+        ChunkRepository(resources.db),
+        container.retrieval_indexes,
+        EmbeddingsClient.configured(resources.http, resources.settings),
+    )
+
+
+async def get_retrieval_service(container: ContainerDep) -> RetrievalService:
+    return retrieval_service(container)
 
 
 RetrievalServiceDep = Annotated[RetrievalService, Depends(get_retrieval_service)]

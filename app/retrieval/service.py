@@ -13,8 +13,8 @@ import numpy.typing as npt
 from app.core.db import Document
 from app.retrieval.bm25 import Bm25Index
 from app.retrieval.embeddings import EmbeddingsClient, EmbeddingsError
+from app.retrieval.repository import ChunkRepository
 from app.retrieval.schemas import RetrievedChunk
-from app.sources.repository import SourceRepository
 
 logger = logging.getLogger(__name__)
 RRF_K = 60  # the usual constant of reciprocal rank fusion
@@ -52,7 +52,7 @@ class RetrievalIndexes:
         self._built: OrderedDict[str, _Built] = OrderedDict()
         self._locks: dict[str, asyncio.Lock] = {}
 
-    async def get(self, chatbot: Document, sources: SourceRepository, with_vectors: bool) -> _Built:
+    async def get(self, chatbot: Document, chunks: ChunkRepository, with_vectors: bool) -> _Built:
         chatbot_id, version = chatbot["id"], chatbot.get("knowledge_version", 0)
         built = self._built.get(chatbot_id)
         if built is not None and built.version == version:
@@ -62,8 +62,8 @@ class RetrievalIndexes:
         async with lock:  # one build per bot at a time
             built = self._built.get(chatbot_id)
             if built is None or built.version != version:
-                chunks = await sources.chunks_for_chatbot(chatbot_id, with_vectors)
-                built = await asyncio.to_thread(self._build, version, chunks)
+                found = await chunks.for_chatbot(chatbot_id, with_vectors)
+                built = await asyncio.to_thread(self._build, version, found)
                 self._built[chatbot_id] = built
                 while len(self._built) > self._capacity:
                     evicted, _ = self._built.popitem(last=False)
@@ -79,18 +79,18 @@ class RetrievalIndexes:
 class RetrievalService:
     def __init__(
         self,
-        sources: SourceRepository,
+        chunks: ChunkRepository,
         indexes: RetrievalIndexes,
         embeddings: EmbeddingsClient | None = None,
     ) -> None:
-        self._sources = sources
+        self._chunks = chunks
         self._indexes = indexes
         self._embeddings = embeddings
 
     async def retrieve(
         self, chatbot: Document, query: str, top_k: int | None = None
     ) -> list[RetrievedChunk]:
-        built = await self._indexes.get(chatbot, self._sources, self._embeddings is not None)
+        built = await self._indexes.get(chatbot, self._chunks, self._embeddings is not None)
         limit = top_k or chatbot["retrieval"]["top_k"]
         lexical = built.index.search(query, max(limit, CANDIDATES))
         coverage = {hit.index: hit for hit in lexical}

@@ -1,35 +1,27 @@
-"""Building the ingestion service for a request, or for the worker."""
+"""HTTP dependencies of the sources domain."""
 
 from typing import Annotated
 
-import httpx
-from fastapi import Depends, Request
+from fastapi import Depends
 
 from app.chatbots.repository import ChatbotRepository
-from app.core.resources import Resources, ResourcesDep
-from app.retrieval.embeddings import EmbeddingsClient
-from app.sources.queue import IngestQueue
+from app.container import ContainerDep
+from app.retrieval.repository import ChunkRepository
+from app.sources.fetch import Fetcher
 from app.sources.repository import SourceRepository
-from app.sources.service import IngestionService
+from app.sources.service import SourceService
 
 
-def ingestion_service(
-    resources: Resources, http: httpx.AsyncClient, queue: IngestQueue | None
-) -> IngestionService:
-    return IngestionService(
+async def get_source_service(container: ContainerDep) -> SourceService:
+    resources = container.resources
+    return SourceService(
         SourceRepository(resources.db),
-        ChatbotRepository(resources.db, resources.cache, resources.reads),
+        ChunkRepository(resources.db),
+        ChatbotRepository(resources),
         resources.settings,
-        resources.events,
-        http,
-        queue,
-        EmbeddingsClient.configured(http, resources.settings),
+        container.ingest_queue,
+        Fetcher.configured(resources.http, resources.settings),
     )
 
 
-async def get_ingestion_service(request: Request, resources: ResourcesDep) -> IngestionService:
-    queue: IngestQueue = request.app.state.ingest_queue
-    return ingestion_service(resources, request.app.state.http, queue)
-
-
-IngestionServiceDep = Annotated[IngestionService, Depends(get_ingestion_service)]
+SourceServiceDep = Annotated[SourceService, Depends(get_source_service)]

@@ -14,6 +14,8 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
+from app.core.config import Settings
+
 MAX_REDIRECTS = 5
 _METADATA = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
 
@@ -100,12 +102,29 @@ class Fetcher:
     """GETs pages for URL sources: each hop checked, each page bounded in time and size."""
 
     def __init__(
-        self, client: httpx.AsyncClient, allowlist: Allowlist, page_seconds: float, max_bytes: int
+        self,
+        client: httpx.AsyncClient,
+        allowlist: Allowlist,
+        page_seconds: float,
+        max_bytes: int,
+        user_agent: str,
     ) -> None:
         self._client = client
         self._allowlist = allowlist
         self._page_seconds = page_seconds
         self._max_bytes = max_bytes
+        self._headers = {"User-Agent": user_agent}
+
+    @classmethod
+    def configured(cls, client: httpx.AsyncClient, settings: Settings) -> "Fetcher":
+        """The fetcher with the INGEST_* settings."""
+        return cls(
+            client,
+            Allowlist.parse(settings.ingest_url_allowlist),
+            settings.ingest_fetch_timeout_seconds,
+            settings.ingest_fetch_max_bytes,
+            settings.ingest_user_agent,
+        )
 
     async def check(self, url: str) -> None:
         await check_url(url, self._allowlist)
@@ -116,7 +135,9 @@ class Fetcher:
             await self.check(url)
             try:
                 async with asyncio.timeout(self._page_seconds):
-                    async with self._client.stream("GET", url) as response:
+                    async with self._client.stream(
+                        "GET", url, headers=self._headers, timeout=self._page_seconds
+                    ) as response:
                         if response.is_redirect:
                             url = urljoin(url, response.headers["location"])
                             continue

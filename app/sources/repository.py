@@ -1,4 +1,4 @@
-"""The only code that touches the sources and chunks collections."""
+"""The only code that touches the sources collection (chunks belong to retrieval)."""
 
 from datetime import datetime
 from typing import Any
@@ -12,7 +12,6 @@ _NO_DATA = {"_id": 0, "file.data": 0}
 class SourceRepository:
     def __init__(self, db: MongoDatabase) -> None:
         self._sources = db["sources"]
-        self._chunks = db["chunks"]
 
     async def insert(self, source: Document) -> None:
         await self._sources.insert_one(source)
@@ -44,22 +43,5 @@ class SourceRepository:
     ) -> None:
         await self.update(source_id, {"status": status.value, "updated_at": now, **fields})
 
-    async def replace_chunks(self, source_id: str, chunks: list[Document]) -> None:
-        """The source's chunks become exactly these: a retried job never duplicates any."""
-        await self._chunks.delete_many({"source_id": source_id})
-        if chunks:
-            await self._chunks.insert_many(chunks, ordered=False)
-
     async def delete(self, source_id: str) -> None:
-        await self._chunks.delete_many({"source_id": source_id})
         await self._sources.delete_one({"id": source_id})
-
-    async def chunks_for_chatbot(self, chatbot_id: str, with_embeddings: bool) -> list[Document]:
-        fields = ["id", "source_id", "position", "title", "url", "heading", "content"]
-        projection = {"_id": 0, **dict.fromkeys(fields, 1)}
-        if with_embeddings:
-            projection["embedding"] = 1
-        found = self._chunks.find({"chatbot_id": chatbot_id}, projection).sort(
-            [("source_id", 1), ("position", 1)]
-        )
-        return await found.to_list()

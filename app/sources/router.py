@@ -2,13 +2,14 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request, UploadFile, status
+from fastapi import APIRouter, Path, UploadFile, status
 
 from app.chatbots.dependencies import OwnedChatbot
+from app.container import ContainerDep
 from app.core.errors import problem_responses
-from app.sources.dependencies import IngestionServiceDep
+from app.sources.dependencies import SourceServiceDep
+from app.sources.errors import FileTooLargeError
 from app.sources.schemas import QASourceCreate, SourceOut, TextSourceCreate, UrlSourceCreate
-from app.sources.service import FileTooLargeError
 
 router = APIRouter(
     prefix="/chatbots/{chatbot_id}/sources",
@@ -21,7 +22,7 @@ ACCEPTED = status.HTTP_202_ACCEPTED
 
 @router.post("/text", status_code=ACCEPTED, responses=problem_responses(409, 422))
 async def add_text(
-    body: TextSourceCreate, chatbot: OwnedChatbot, service: IngestionServiceDep
+    body: TextSourceCreate, chatbot: OwnedChatbot, service: SourceServiceDep
 ) -> SourceOut:
     """Adds plain text; it is chunked in the background (`status` goes pending → ready)."""
     return await service.add_text(chatbot, body)
@@ -29,17 +30,17 @@ async def add_text(
 
 @router.post("/qa", status_code=ACCEPTED, responses=problem_responses(409, 422))
 async def add_questions_and_answers(
-    body: QASourceCreate, chatbot: OwnedChatbot, service: IngestionServiceDep
+    body: QASourceCreate, chatbot: OwnedChatbot, service: SourceServiceDep
 ) -> SourceOut:
     return await service.add_qa(chatbot, body)
 
 
 @router.post("/file", status_code=ACCEPTED, responses=problem_responses(409, 413, 415))
 async def add_file(
-    file: UploadFile, request: Request, chatbot: OwnedChatbot, service: IngestionServiceDep
+    file: UploadFile, chatbot: OwnedChatbot, service: SourceServiceDep, container: ContainerDep
 ) -> SourceOut:
     """Uploads a .txt, .md, .html, .csv, .pdf or .docx file (multipart field `file`)."""
-    limit = request.app.state.settings.ingest_max_file_bytes
+    limit = container.settings.ingest_max_file_bytes
     data = await file.read(limit + 1)
     if len(data) > limit:
         raise FileTooLargeError(f"{file.filename} is larger than {limit} bytes")
@@ -48,7 +49,7 @@ async def add_file(
 
 @router.post("/url", status_code=ACCEPTED, responses=problem_responses(409, 422))
 async def add_url(
-    body: UrlSourceCreate, chatbot: OwnedChatbot, service: IngestionServiceDep
+    body: UrlSourceCreate, chatbot: OwnedChatbot, service: SourceServiceDep
 ) -> SourceOut:
     """A web page, the pages of a sitemap (`mode: sitemap`), or a same-site crawl
     (`mode: crawl`, with `max_depth`, `max_pages`, `include` and `exclude` path patterns).
@@ -57,20 +58,20 @@ async def add_url(
 
 
 @router.get("")
-async def list_sources(chatbot: OwnedChatbot, service: IngestionServiceDep) -> list[SourceOut]:
+async def list_sources(chatbot: OwnedChatbot, service: SourceServiceDep) -> list[SourceOut]:
     return await service.list_sources(chatbot)
 
 
 @router.get("/{source_id}")
 async def get_source(
-    source_id: SourceId, chatbot: OwnedChatbot, service: IngestionServiceDep
+    source_id: SourceId, chatbot: OwnedChatbot, service: SourceServiceDep
 ) -> SourceOut:
     return await service.get(chatbot, source_id)
 
 
 @router.post("/{source_id}/resync", status_code=ACCEPTED)
 async def resync_source(
-    source_id: SourceId, chatbot: OwnedChatbot, service: IngestionServiceDep
+    source_id: SourceId, chatbot: OwnedChatbot, service: SourceServiceDep
 ) -> SourceOut:
     """Processes the source again; content that did not change is left as it is."""
     return await service.resync(chatbot, source_id)
@@ -78,7 +79,7 @@ async def resync_source(
 
 @router.delete("/{source_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_source(
-    source_id: SourceId, chatbot: OwnedChatbot, service: IngestionServiceDep
+    source_id: SourceId, chatbot: OwnedChatbot, service: SourceServiceDep
 ) -> None:
     """Deletes the source and its chunks."""
     await service.delete(chatbot, source_id)

@@ -15,13 +15,12 @@ from prometheus_client import start_http_server
 from pymongo.errors import PyMongoError
 from redis.exceptions import RedisError, ResponseError
 
+from app.container import Container
 from app.core.config import Settings
-from app.core.http import http_client
 from app.core.indexes import ensure_indexes
-from app.core.metrics import INGEST_BACKLOG, INGEST_JOBS, record_memory
+from app.core.metrics import record_memory
 from app.core.redis import RedisClient
-from app.core.resources import close_resources, open_resources
-from app.sources.dependencies import ingestion_service
+from app.sources.metrics import INGEST_BACKLOG, INGEST_JOBS
 from app.sources.queue import GROUP
 
 logger = logging.getLogger(__name__)
@@ -30,11 +29,11 @@ logger = logging.getLogger(__name__)
 async def run_worker(settings: Settings) -> None:
     if settings.redis_url is None:
         raise SystemExit("botsmith worker needs REDIS_URL (without it the API ingests in-process)")
-    resources = open_resources(settings)
-    redis, db = resources.redis, resources.db
-    assert redis is not None
-    http = http_client(settings)
-    service = ingestion_service(resources, http, None)
+    container = Container(settings).open()
+    redis, db = container.resources.redis, container.resources.db
+    if redis is None:
+        raise SystemExit("botsmith worker: REDIS_URL did not give a Redis client")
+    pipeline = container.ingestion_pipeline
     stream, consumer = settings.ingest_stream, f"{socket.gethostname()}-{os.getpid()}"
     reclaim_ms = int(settings.ingest_reclaim_seconds * 1000)
     stopping = asyncio.Event()
@@ -72,7 +71,7 @@ async def run_worker(settings: Settings) -> None:
                 source_id = fields[b"source_id"].decode()
                 logger.info("processing source %s (message %s)", source_id, message_id.decode())
                 try:
-                    await service.process(source_id)
+                    await pipeline.process(source_id)
                 except PyMongoError as error:
                     # Transient: left unacknowledged, so it is claimed again later.
                     logger.warning("source %s not processed, will retry: %s", source_id, error)
@@ -80,7 +79,7 @@ async def run_worker(settings: Settings) -> None:
                     continue
                 except Exception:
                     logger.exception("source %s failed unexpectedly", source_id)
-                    await service.fail(source_id, "internal error while processing this source")
+                    await pipeline.fail(source_id, "internal error while processing this source")
                     INGEST_JOBS.labels("failed").inc()
                 else:
                     INGEST_JOBS.labels("done").inc()
@@ -88,8 +87,7 @@ async def run_worker(settings: Settings) -> None:
                 if stopping.is_set():
                     break
     finally:
-        await http.aclose()
-        await close_resources(resources)
+        await container.close()
         logger.info("worker %s stopped", consumer)
 
 

@@ -1,11 +1,8 @@
 """`botsmith create-admin`: the first administrator, created from the command line."""
 
-from app.core.cache import Cache
 from app.core.config import load_settings
-from app.core.db import create_mongo_client
 from app.core.indexes import ensure_indexes
-from app.core.read_policy import ReadRouter
-from app.core.redis import RedisCircuit, create_redis_client
+from app.core.resources import close_resources, open_resources
 from app.core.security import hash_password, utcnow
 from app.users.repository import UserRepository
 from app.users.schemas import AdminAccount, Role, UserStatus
@@ -18,20 +15,11 @@ class AccountMissingError(Exception):
 
 async def create_admin(account: AdminAccount) -> str:
     """Creates the administrator, or promotes (and reactivates) an existing account."""
-    settings = load_settings()
-    mongo = create_mongo_client(settings)
-    redis = create_redis_client(settings)
+    # The API's own clients and cache, so that running workers see a promotion at once.
+    resources = open_resources(load_settings())
     try:
-        db = mongo[settings.db_name]
-        await ensure_indexes(db)
-        # The API's cache, so that running workers see a promotion at once.
-        cache = Cache(
-            redis,
-            RedisCircuit(settings.redis_retry_after_failure_seconds),
-            enabled=settings.cache_enabled,
-            ttl=settings.cache_ttl,
-        )
-        users = UserRepository(db, cache, ReadRouter(db, None))
+        await ensure_indexes(resources.db)
+        users = UserRepository(resources)
         existing = await users.by_email(account.email)
         if existing is not None:
             fields: dict[str, object] = {
@@ -48,6 +36,4 @@ async def create_admin(account: AdminAccount) -> str:
         await users.insert(document)
         return f"administrator {account.email} created"
     finally:
-        if redis is not None:
-            await redis.aclose()
-        await mongo.close()
+        await close_resources(resources)

@@ -1,4 +1,5 @@
-"""The only code that touches the users and refresh_tokens collections."""
+"""The only code that touches the credentials: the users, refresh_tokens and api_keys
+collections."""
 
 from datetime import datetime
 from typing import Any
@@ -6,9 +7,8 @@ from typing import Any
 from pymongo import ReturnDocument
 from pymongo.errors import OperationFailure
 
-from app.core.cache import Cache
 from app.core.db import Document, MongoDatabase, is_duplicate_key, without_id
-from app.core.read_policy import ReadRouter
+from app.core.resources import Resources
 from app.core.schemas import after_cursor
 from app.users.errors import EmailTakenError
 from app.users.schemas import Role, UserStatus
@@ -21,10 +21,10 @@ class UserRepository:
     """Users by id are read through the cache (every authenticated request needs one);
     every write here invalidates the entry, so a suspension applies at once."""
 
-    def __init__(self, db: MongoDatabase, cache: Cache, reads: ReadRouter) -> None:
-        self._users = db["users"]  # auth reads: always the primary
-        self._listing = reads.database("listing")["users"]
-        self._cache = cache
+    def __init__(self, resources: Resources) -> None:
+        self._users = resources.db["users"]  # auth reads: always the primary
+        self._listing = resources.reads.database("listing")["users"]
+        self._cache = resources.cache
 
     async def insert(self, user: Document) -> None:
         try:
@@ -137,3 +137,28 @@ class RefreshTokenRepository:
         await self._tokens.update_many(
             {"user_id": user_id, "revoked_at": None}, {"$set": {"revoked_at": now}}
         )
+
+
+class ApiKeyRepository:
+    def __init__(self, db: MongoDatabase) -> None:
+        self._keys = db["api_keys"]
+
+    async def insert(self, key: Document) -> None:
+        await self._keys.insert_one(key)
+
+    async def list_for_chatbot(self, chatbot_id: str) -> list[Document]:
+        found = self._keys.find({"chatbot_id": chatbot_id, "revoked_at": None}, {"_id": 0})
+        return await found.sort("created_at", -1).to_list()
+
+    async def revoke(self, chatbot_id: str, key_id: str, now: datetime) -> bool:
+        result = await self._keys.update_one(
+            {"id": key_id, "chatbot_id": chatbot_id, "revoked_at": None},
+            {"$set": {"revoked_at": now}},
+        )
+        return result.modified_count == 1
+
+    async def live_by_hash(self, key_hash: str) -> Document | None:
+        return await self._keys.find_one({"key_hash": key_hash, "revoked_at": None}, {"_id": 0})
+
+    async def touch(self, key_id: str, now: datetime) -> None:
+        await self._keys.update_one({"id": key_id}, {"$set": {"last_used_at": now}})

@@ -1,0 +1,30 @@
+"""Errors of the sources domain."""
+
+from http import HTTPStatus
+
+from app.core.errors import DomainError, NotFoundError
+
+
+class SourceLimitError(DomainError):
+    status = HTTPStatus.CONFLICT
+    title = "Knowledge limit reached"
+
+
+class UnsupportedFileError(DomainError):
+    status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
+    title = "Unsupported file type"
+
+
+class FileTooLargeError(DomainError):
+    status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+    title = "File too large"
+
+
+class RefusedUrlError(DomainError):
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
+    title = "URL refused"
+
+
+class SourceNotFoundError(NotFoundError):
+    def __init__(self) -> None:
+        super().__init__("No such source on this chatbot")

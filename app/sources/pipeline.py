@@ -1,0 +1,208 @@
+"""The ingestion pipeline: a queued source becomes chunks (extract or fetch, chunk, embed, store).
+Run by `botsmith worker`, or in the API process when there is no Redis."""
+
+import asyncio
+import hashlib
+import logging
+from dataclasses import dataclass
+
+from app.chatbots.repository import ChatbotRepository
+from app.chatbots.schemas import ChatbotStatus
+from app.core.config import Settings
+from app.core.db import Document
+from app.core.events import EventBus, publish_event
+from app.core.resources import Resources
+from app.core.security import new_id, utcnow
+from app.retrieval.embeddings import EmbeddingsClient, EmbeddingsError
+from app.retrieval.repository import ChunkRepository
+from app.sources.chunking import chunk_text
+from app.sources.crawl import CrawlSpec, collect
+from app.sources.errors import SourceLimitError
+from app.sources.extract import ExtractionError, extract_text
+from app.sources.fetch import Fetcher, FetchError, UnsafeUrlError
+from app.sources.repository import SourceRepository
+from app.sources.schemas import SourceKind, SourceStatus
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One document a source holds: a file or a text is one page, a crawl has many."""
+
+    title: str
+    url: str | None
+    text: str
+
+
+def content_hash(pages: list[Page]) -> str:
+    return hashlib.sha256("\x00".join(f"{p.url}\x00{p.text}" for p in pages).encode()).hexdigest()
+
+
+class IngestionPipeline:
+    def __init__(
+        self,
+        sources: SourceRepository,
+        chunks: ChunkRepository,
+        chatbots: ChatbotRepository,
+        settings: Settings,
+        events: EventBus,
+        fetcher: Fetcher,
+        embeddings: EmbeddingsClient | None,
+    ) -> None:
+        self._sources = sources
+        self._chunks = chunks
+        self._chatbots = chatbots
+        self._settings = settings
+        self._events = events
+        self._fetcher = fetcher
+        self._embeddings = embeddings
+
+    @classmethod
+    def over(cls, resources: Resources) -> "IngestionPipeline":
+        """The pipeline over a process's clients and settings."""
+        return cls(
+            SourceRepository(resources.db),
+            ChunkRepository(resources.db),
+            ChatbotRepository(resources),
+            resources.settings,
+            resources.events,
+            Fetcher.configured(resources.http, resources.settings),
+            EmbeddingsClient.configured(resources.http, resources.settings),
+        )
+
+    async def process(self, source_id: str) -> None:
+        """Extracts (or fetches), chunks and stores one source; safe to run again: the source's
+        chunks are replaced, and content that did not change is left alone."""
+        source = await self._sources.get_with_data(source_id)
+        if source is None:
+            return  # deleted meanwhile
+        if (
+            source["kind"] != SourceKind.URL
+            and source["status"] == SourceStatus.READY
+            and source["processed_hash"] == source["content_hash"]
+        ):
+            return  # at-least-once delivery: this exact content is already in place
+        chatbot = await self._chatbots.by_id(source["chatbot_id"])
+        if chatbot is None or chatbot["status"] == ChatbotStatus.DELETING:
+            return
+        await self._sources.set_status(source_id, SourceStatus.PROCESSING, utcnow())
+        await self._publish(source, "processing", 0)
+        try:
+            await self._ingest(chatbot, source)
+        except (ExtractionError, SourceLimitError, FetchError, UnsafeUrlError) as error:
+            await self.fail(source_id, str(error))
+            await self._publish(source, "failed", 0, error=str(error))
+
+    async def _ingest(self, chatbot: Document, source: Document) -> None:
+        pages = await self._pages(source)
+        digest = content_hash(pages)
+        if source["kind"] == SourceKind.URL and digest == source["processed_hash"]:
+            # A re-sync found the same pages: nothing to rewrite.
+            await self._sources.set_status(source["id"], SourceStatus.READY, utcnow())
+            await self._publish(source, "ready", 100, chunks=source["chunk_count"])
+            return
+        text_length = sum(len(page.text) for page in pages)
+        await self._check_char_limit(source, text_length)
+        chunks = self._chunk(chatbot, source, pages)
+        await self._embed(chunks)
+        await self._chunks.replace_for_source(source["id"], chunks)
+        await self._chatbots.bump_knowledge(source["chatbot_id"])
+        await self._sources.set_status(
+            source["id"],
+            SourceStatus.READY,
+            utcnow(),
+            content_hash=digest,
+            processed_hash=digest,
+            char_count=text_length,
+            chunk_count=len(chunks),
+            progress={"percent": 100, "chunks": len(chunks), "pages": len(pages)},
+            error=None,
+        )
+        await self._publish(source, "ready", 100, chunks=len(chunks))
+
+    async def _check_char_limit(self, source: Document, text_length: int) -> None:
+        limit = self._settings.ingest_max_chars_per_bot
+        used = await self._sources.chars_for_chatbot(source["chatbot_id"], excluding=source["id"])
+        if used + text_length > limit:
+            raise SourceLimitError(f"{text_length} characters would take the chatbot past {limit}")
+
+    async def _pages(self, source: Document) -> list[Page]:
+        if source["kind"] == SourceKind.URL:
+            return await self._crawl(source)
+        if source.get("text") is not None:
+            return [Page(source["title"], None, source["text"])]
+        file = source["file"]
+        text = await asyncio.to_thread(extract_text, file["filename"], bytes(file["data"]))
+        return [Page(source["title"], None, text)]
+
+    async def _crawl(self, source: Document) -> list[Page]:
+        spec = source["crawl"]
+
+        async def progress(done: int, expected: int) -> None:
+            percent = min(99, round(100 * done / max(expected, 1)))
+            await self._sources.update(
+                source["id"], {"progress": {"percent": percent, "chunks": 0, "pages": done}}
+            )
+            await self._publish(source, "processing", percent, pages=done)
+
+        crawl = CrawlSpec(
+            url=spec["url"],
+            mode=spec["mode"],
+            max_depth=spec["max_depth"],
+            max_pages=spec["max_pages"],
+            include=tuple(spec["include"]),
+            exclude=tuple(spec["exclude"]),
+        )
+        pages = await collect(crawl, self._fetcher, progress)
+        if not pages:
+            raise FetchError(f"no page with text was found from {spec['url']}")
+        return [Page(page.title, page.url, page.text) for page in pages]
+
+    async def _embed(self, chunks: list[Document]) -> None:
+        """Adds vectors for hybrid retrieval; without them the chunks still serve BM25."""
+        if self._embeddings is None or not chunks:
+            return
+        try:
+            vectors = await self._embeddings.embed([chunk["content"] for chunk in chunks])
+        except EmbeddingsError as error:
+            logger.warning("chunks stored without embeddings: %s", error)
+            return
+        for chunk, vector in zip(chunks, vectors, strict=True):
+            chunk["embedding"] = vector
+
+    @staticmethod
+    def _chunk(chatbot: Document, source: Document, pages: list[Page]) -> list[Document]:
+        retrieval = chatbot["retrieval"]
+        now = utcnow()
+        chunks: list[Document] = []
+        for page in pages:
+            for chunk in chunk_text(page.text, retrieval["chunk_size"], retrieval["chunk_overlap"]):
+                chunks.append(
+                    {
+                        "id": new_id(),
+                        "chatbot_id": source["chatbot_id"],
+                        "source_id": source["id"],
+                        "title": page.title,
+                        "url": page.url,
+                        "heading": chunk.heading,
+                        "position": len(chunks),
+                        "content": chunk.content,
+                        "created_at": now,
+                    }
+                )
+        return chunks
+
+    async def fail(self, source_id: str, reason: str) -> None:
+        await self._sources.set_status(source_id, SourceStatus.FAILED, utcnow(), error=reason)
+
+    async def _publish(self, source: Document, state: str, percent: int, **extra: object) -> None:
+        event = {
+            "type": "source.progress",
+            "chatbot_id": source["chatbot_id"],
+            "source_id": source["id"],
+            "status": state,
+            "percent": percent,
+            **extra,
+        }
+        await publish_event(self._events, source["user_id"], event)
