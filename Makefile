@@ -16,11 +16,12 @@ services:  ## start the dev FerretDB and Redis in the background
 stop:  ## stop the dev FerretDB and Redis
 	bash scripts/services.sh stop dev
 
-lint:  ## ruff and mypy only
+lint:  ## ruff, mypy and the import contracts only
 	.venv/bin/ruff check app operator tests k8s-tests
 	.venv/bin/ruff format --check app operator tests k8s-tests
 	.venv/bin/mypy
 	.venv/bin/mypy --strict k8s-tests
+	.venv/bin/lint-imports --no-cache
 
 format:
 	.venv/bin/ruff check --fix app operator tests k8s-tests

@@ -25,20 +25,53 @@ from app.core.middleware import (
     RequestContextMiddleware,
     TimeoutMiddleware,
 )
+from app.core.ratelimit import RateLimiter
+from app.core.resources import Resources, close_resources, open_resources
 from app.core.routes import RouteTemplates
+from app.core.throttle import FailureCounter
 from app.core.tracing import setup_tracing
-from app.health.service import REDIS_FALLBACK
+from app.health.service import REDIS_FALLBACK, HealthService
+from app.realtime.hub import Hub
 from app.realtime.status import push_status
+from app.retrieval.service import RetrievalIndexes
+from app.sources.pipeline import IngestionPipeline
+from app.sources.queue import IngestQueue
 
 MEMORY_SAMPLE_SECONDS = 10.0
+LOGIN_FAILURES_PREFIX = "botsmith:login-failures:"
 
 logger = logging.getLogger(__name__)
 
 
-async def prepare_database(container: Container) -> None:
+def open_container(settings: Settings, database_prepared: asyncio.Event) -> Container:
+    """The API process's clients and services; call `close_resources` on its resources when
+    done. Without Redis, ingestion jobs run in this process, through the same pipeline as the
+    worker."""
+    resources = open_resources(settings)
+    pipeline = IngestionPipeline.over(resources)
+    return Container(
+        resources=resources,
+        rate_limiter=RateLimiter(resources.redis, resources.redis_circuit),
+        login_throttle=FailureCounter(
+            resources.redis,
+            LOGIN_FAILURES_PREFIX,
+            settings.login_max_failures,
+            settings.login_failure_window_seconds,
+        ),
+        retrieval_indexes=RetrievalIndexes(),
+        ingest_queue=IngestQueue(resources.redis, settings.ingest_stream, pipeline.process),
+        hub=Hub(
+            settings.websocket_max_connections,
+            settings.websocket_max_per_user,
+            settings.websocket_send_queue,
+        ),
+        health=HealthService(resources, database_prepared),
+    )
+
+
+async def prepare_database(resources: Resources, prepared: asyncio.Event) -> None:
     """Creates missing indexes and finishes interrupted deletions, retrying while MongoDB is down;
     readiness waits for it so no request runs before the unique indexes exist."""
-    resources = container.resources
     delay = 0.5
     while True:
         try:
@@ -50,13 +83,14 @@ async def prepare_database(container: Container) -> None:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30)
         else:
-            container.database_prepared.set()
+            prepared.set()
             return
 
 
 @asynccontextmanager
 async def lifespan(app: BotSmithApp) -> AsyncIterator[None]:
-    container = app.container.open()
+    prepared = asyncio.Event()
+    container = app.container = open_container(app.settings, prepared)
     settings, resources = container.settings, container.resources
     if resources.redis is None:
         logger.warning("redis: %s; limits, cache and fan-out stay in-process", REDIS_FALLBACK)
@@ -65,7 +99,7 @@ async def lifespan(app: BotSmithApp) -> AsyncIterator[None]:
     resources.events.start()
     app.before_shutdown.append(hub.close_all)
     background = [
-        asyncio.create_task(prepare_database(container)),
+        asyncio.create_task(prepare_database(resources, prepared)),
         asyncio.create_task(resources.reads.watch(settings.read_policy_reload_seconds)),
         asyncio.create_task(push_status(hub, container.health, settings.websocket_status_interval)),
         asyncio.create_task(record_memory_every(MEMORY_SAMPLE_SECONDS)),
@@ -75,7 +109,7 @@ async def lifespan(app: BotSmithApp) -> AsyncIterator[None]:
     finally:
         for task in background:
             task.cancel()
-        await container.close()
+        await close_resources(resources)
 
 
 def create_app(
@@ -84,9 +118,8 @@ def create_app(
     """The application; under gunicorn this runs in each worker, after fork."""
     settings = settings or get_settings()
     setup_logging(settings)
-    container = Container(settings)
     app = BotSmithApp(
-        container,
+        settings,
         title="BotSmith AI",
         version="0.1.0",
         summary="Self-hostable backend for AI chatbot builders",
@@ -108,7 +141,7 @@ def create_app(
         RateLimitMiddleware,
         settings=settings,
         paths=PATH_RULES,
-        limiter=lambda: container.rate_limiter,
+        limiter=lambda: app.container.rate_limiter,
     )
     app.add_middleware(RequestContextMiddleware, settings=settings, routes=route_templates)
     provider = setup_tracing(app, settings, span_exporter)

@@ -18,12 +18,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app.container import Container  # noqa: E402
 from app.core.config import Settings  # noqa: E402
 from app.core.indexes import ensure_indexes  # noqa: E402
+from app.core.resources import close_resources, open_resources  # noqa: E402
 from app.core.security import new_id, utcnow  # noqa: E402
 from app.retrieval.repository import ChunkRepository  # noqa: E402
 from app.retrieval.service import RetrievalIndexes, RetrievalService  # noqa: E402
+from app.sources.pipeline import IngestionPipeline  # noqa: E402
 from common import percentile, start_services, stop_services  # noqa: E402
 
 WORDS = [f"w{n}" for n in range(20_000)]
@@ -48,12 +49,12 @@ async def run(sizes: list[int], queries: int) -> list[str]:
         ingest_max_chars_per_bot=10**10,
         cache_enabled=False,
     )
-    container = Container(settings).open()  # no REDIS_URL: in-process events, no cache
-    db = container.resources.db
+    resources = open_resources(settings)  # no REDIS_URL: in-process events, no cache
+    db = resources.db
     await ensure_indexes(db)
     rng = random.Random(7)
     rows = []
-    service = container.ingestion_pipeline
+    service = IngestionPipeline.over(resources)
     for size in sizes:
         chatbot = {
             "id": new_id(),
@@ -120,8 +121,8 @@ async def run(sizes: list[int], queries: int) -> list[str]:
             f"{cold_ms:,.0f} | {p50:.1f} | {p95:.1f} |"
         )
         print(rows[-1], flush=True)
-    await container.resources.mongo.drop_database(settings.db_name)
-    await container.close()
+    await resources.mongo.drop_database(settings.db_name)
+    await close_resources(resources)
     stop_services()
     return rows
 

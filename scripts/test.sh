@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command: installs what is needed, starts the test services, runs the linters, the type
-# checker and pytest, and stops what it started. Extra arguments go to pytest.
+# checker, the import contracts and pytest, and stops what it started. Extra arguments go to pytest.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -19,5 +19,7 @@ log "ruff"
 log "mypy (strict)"
 .venv/bin/mypy
 .venv/bin/mypy --strict k8s-tests
+log "import contracts (pyproject.toml, docs/architecture.md)"
+.venv/bin/lint-imports --no-cache
 log "pytest"
 .venv/bin/pytest "$@"

@@ -1,4 +1,6 @@
-"""The only code that touches the conversations and messages collections."""
+"""The chat turn's reads and writes of conversations and messages. Analytics and the admin
+counts read them too, through their own repositories; a chatbot's deletion purges them
+(`ChatbotRepository.purge`)."""
 
 from collections.abc import AsyncIterator
 from datetime import datetime

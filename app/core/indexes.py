@@ -210,7 +210,7 @@ async def reconcile_indexes(
         if info is not None and spec.matches(info):
             outcomes.append(IndexOutcome(spec.collection, spec.name, IndexState.PRESENT))
         elif info is not None and not allow_rebuild:
-            message = "the index exists with another definition; set allowRebuild to rebuild it"
+            message = _MISMATCH
             outcomes.append(
                 IndexOutcome(spec.collection, spec.name, IndexState.MISMATCHED, message)
             )

@@ -15,12 +15,13 @@ from prometheus_client import start_http_server
 from pymongo.errors import PyMongoError
 from redis.exceptions import RedisError, ResponseError
 
-from app.container import Container
 from app.core.config import Settings
 from app.core.indexes import ensure_indexes
 from app.core.metrics import record_memory
 from app.core.redis import RedisClient
+from app.core.resources import close_resources, open_resources
 from app.sources.metrics import INGEST_BACKLOG, INGEST_JOBS
+from app.sources.pipeline import IngestionPipeline
 from app.sources.queue import GROUP
 
 logger = logging.getLogger(__name__)
@@ -29,11 +30,11 @@ logger = logging.getLogger(__name__)
 async def run_worker(settings: Settings) -> None:
     if settings.redis_url is None:
         raise SystemExit("botsmith worker needs REDIS_URL (without it the API ingests in-process)")
-    container = Container(settings).open()
-    redis, db = container.resources.redis, container.resources.db
+    resources = open_resources(settings)
+    redis, db = resources.redis, resources.db
     if redis is None:
         raise SystemExit("botsmith worker: REDIS_URL did not give a Redis client")
-    pipeline = container.ingestion_pipeline
+    pipeline = IngestionPipeline.over(resources)
     stream, consumer = settings.ingest_stream, f"{socket.gethostname()}-{os.getpid()}"
     reclaim_ms = int(settings.ingest_reclaim_seconds * 1000)
     stopping = asyncio.Event()
@@ -87,7 +88,7 @@ async def run_worker(settings: Settings) -> None:
                 if stopping.is_set():
                     break
     finally:
-        await container.close()
+        await close_resources(resources)
         logger.info("worker %s stopped", consumer)
 
 
