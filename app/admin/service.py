@@ -5,10 +5,10 @@ from datetime import datetime
 from app.admin.repository import PlatformRepository
 from app.admin.schemas import PlatformCounts, UserAdminUpdate
 from app.chatbots.repository import ChatbotRepository
-from app.core.db import Document
 from app.core.errors import ConflictError, NotFoundError
 from app.core.schemas import Page, page_of
 from app.core.security import utcnow
+from app.users.documents import UserDocument
 from app.users.repository import RefreshTokenRepository, UserRepository
 from app.users.schemas import Role, UserOut, UserStatus
 from app.users.service import user_out
@@ -47,7 +47,9 @@ class AdminService:
         )
         return page_of(found, limit, user_out, "created_at")
 
-    async def update_user(self, admin: Document, user_id: str, request: UserAdminUpdate) -> UserOut:
+    async def update_user(
+        self, admin: UserDocument, user_id: str, request: UserAdminUpdate
+    ) -> UserOut:
         fields = request.model_dump(exclude_none=True, mode="json")
         if user_id == admin["id"] and fields:
             raise ConflictError("Administrators cannot change their own role or status")

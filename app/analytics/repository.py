@@ -4,8 +4,10 @@ conversation indexes. Bucketing by time zone, averages and percentiles happen in
 
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any
+from typing import Any, NotRequired, TypedDict, cast
 
+from app.chat.documents import FeedbackDocument
+from app.chat.schemas import MessageRole
 from app.core.db import Document
 from app.core.read_policy import ReadRouter
 
@@ -21,6 +23,24 @@ MESSAGE_FIELDS = {
 }
 
 
+class MessageRow(TypedDict):
+    """The fields of a message analytics reads (MESSAGE_FIELDS); questions lack the last three."""
+
+    timestamp: datetime
+    role: MessageRole
+    conversation_id: str
+    content: str
+    answered: NotRequired[bool]
+    latency_ms: NotRequired[int]
+    feedback: NotRequired[FeedbackDocument]
+
+
+class ConversationRow(TypedDict):
+    id: str
+    started_at: datetime
+    session_id: str | None
+
+
 class AnalyticsRepository:
     def __init__(self, reads: ReadRouter) -> None:
         self._db = reads.database("analytics")
@@ -32,25 +52,29 @@ class AnalyticsRepository:
         async for row in cursor:
             yield row
 
-    def messages(self, chatbot_id: str, start: datetime, end: datetime) -> AsyncIterator[Document]:
-        return self._rows(
+    def messages(
+        self, chatbot_id: str, start: datetime, end: datetime
+    ) -> AsyncIterator[MessageRow]:
+        rows = self._rows(
             "messages",
             [
                 {"$match": {"chatbot_id": chatbot_id, "timestamp": {"$gte": start, "$lt": end}}},
                 {"$project": MESSAGE_FIELDS},
             ],
         )
+        return cast("AsyncIterator[MessageRow]", rows)
 
     def conversations(
         self, chatbot_id: str, start: datetime, end: datetime
-    ) -> AsyncIterator[Document]:
-        return self._rows(
+    ) -> AsyncIterator[ConversationRow]:
+        rows = self._rows(
             "conversations",
             [
                 {"$match": {"chatbot_id": chatbot_id, "started_at": {"$gte": start, "$lt": end}}},
                 {"$project": {"_id": 0, "id": 1, "started_at": 1, "session_id": 1}},
             ],
         )
+        return cast("AsyncIterator[ConversationRow]", rows)
 
     def times(
         self, collection: str, field: str, start: datetime, end: datetime, extra: str | None = None

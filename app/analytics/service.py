@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from http import HTTPStatus
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from app.analytics.repository import AnalyticsRepository
+from app.analytics.repository import AnalyticsRepository, ConversationRow, MessageRow
 from app.analytics.schemas import (
     Bucket,
     ChatbotAnalytics,
@@ -20,6 +20,7 @@ from app.analytics.schemas import (
     Totals,
     UnansweredQuestion,
 )
+from app.chatbots.documents import ChatbotDocument
 from app.core.cache import Cache
 from app.core.config import Settings
 from app.core.db import Document
@@ -102,7 +103,7 @@ class ChatbotTally:
     # Conversation id to its latest question, so an answer is charged to what it answered.
     last_question: dict[str, str] = field(default_factory=dict)
 
-    def add_conversation(self, conversation: Document) -> None:
+    def add_conversation(self, conversation: ConversationRow) -> None:
         """Count a conversation and its visitor (the session, else the conversation itself)."""
         bucket = self.buckets.key(conversation["started_at"])
         visitor = conversation.get("session_id") or conversation["id"]
@@ -110,7 +111,7 @@ class ChatbotTally:
         self.visitors[bucket].add(visitor)
         self.all_visitors.add(visitor)
 
-    def add_message(self, message: Document) -> None:
+    def add_message(self, message: MessageRow) -> None:
         """Count a message; messages must come in time order."""
         self.messages[self.buckets.key(message["timestamp"])] += 1
         if message["role"] == "user":
@@ -118,16 +119,17 @@ class ChatbotTally:
         else:
             self._add_answer(message)
 
-    def _add_question(self, message: Document) -> None:
+    def _add_question(self, message: MessageRow) -> None:
         question = normalise_question(message["content"])
         self.questions[question] += 1
         self.last_question[message["conversation_id"]] = question
 
-    def _add_answer(self, message: Document) -> None:
+    def _add_answer(self, message: MessageRow) -> None:
         self.answers += 1
         if message.get("latency_ms") is not None:
             self.latencies.append(float(message["latency_ms"]))
-        rating = (message.get("feedback") or {}).get("rating")
+        feedback = message.get("feedback")
+        rating = feedback["rating"] if feedback else None
         self.feedback_up += rating == "up"
         self.feedback_down += rating == "down"
         reasons = []
@@ -238,7 +240,7 @@ class AnalyticsService:
 
     async def chatbot(
         self,
-        chatbot: Document,
+        chatbot: ChatbotDocument,
         start: datetime | None,
         end: datetime | None,
         interval: Interval,

@@ -2,9 +2,10 @@
 (checking a presented key is an access rule: `app.users.access`)."""
 
 from app.apikeys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
-from app.core.db import Document
+from app.chatbots.documents import ChatbotDocument
 from app.core.errors import NotFoundError
 from app.core.security import API_KEY_MARKER, new_id, random_secret, sha256_hex, utcnow
+from app.users.documents import ApiKeyDocument
 from app.users.repository import ApiKeyRepository
 
 PREFIX_LENGTH = len(API_KEY_MARKER) + 8
@@ -14,10 +15,10 @@ class ApiKeyService:
     def __init__(self, keys: ApiKeyRepository) -> None:
         self._keys = keys
 
-    async def create(self, chatbot: Document, request: ApiKeyCreate) -> ApiKeyCreated:
+    async def create(self, chatbot: ChatbotDocument, request: ApiKeyCreate) -> ApiKeyCreated:
         key_id = new_id()
         secret = f"{API_KEY_MARKER}{key_id[:8]}_{random_secret()}"
-        document = {
+        document: ApiKeyDocument = {
             "id": key_id,
             "name": request.name,
             "prefix": secret[:PREFIX_LENGTH],
@@ -29,11 +30,12 @@ class ApiKeyService:
             "revoked_at": None,
         }
         await self._keys.insert(document)
-        return ApiKeyCreated(**document, key=secret)
+        return ApiKeyCreated.model_validate({**document, "key": secret})
 
-    async def list(self, chatbot: Document) -> list[ApiKeyOut]:
-        return [ApiKeyOut(**key) for key in await self._keys.list_for_chatbot(chatbot["id"])]
+    async def list(self, chatbot: ChatbotDocument) -> list[ApiKeyOut]:
+        keys = await self._keys.list_for_chatbot(chatbot["id"])
+        return [ApiKeyOut.model_validate(key) for key in keys]
 
-    async def revoke(self, chatbot: Document, key_id: str) -> None:
+    async def revoke(self, chatbot: ChatbotDocument, key_id: str) -> None:
         if not await self._keys.revoke(chatbot["id"], key_id, utcnow()):
             raise NotFoundError("No such API key on this chatbot")

@@ -1,8 +1,9 @@
 """A visitor's conversation: the rule the widget's HTTP chat and the WebSocket both apply."""
 
+from app.chat.documents import ConversationDocument
 from app.chat.schemas import ChatRequest
 from app.chat.service import ChatService, ConversationNotFoundError
-from app.core.db import Document
+from app.chatbots.documents import ChatbotDocument
 from app.core.errors import UnprocessableError
 
 
@@ -12,8 +13,8 @@ class SessionRequiredError(UnprocessableError):
 
 
 async def visitor_conversation(
-    service: ChatService, chatbot: Document, request: ChatRequest
-) -> Document:
+    service: ChatService, chatbot: ChatbotDocument, request: ChatRequest
+) -> ConversationDocument:
     """The visitor's own conversation (or a new one); another visitor's looks missing."""
     if not request.session_id:
         raise SessionRequiredError()

@@ -8,8 +8,8 @@ from fastapi import Depends
 from app.chat.providers import AnswerProvider, OfflineProvider, OpenAICompatibleProvider
 from app.chat.repository import ConversationRepository
 from app.chat.service import ChatService, ConversationService
+from app.chatbots.documents import ChatbotDocument
 from app.container import Container, ContainerDep
-from app.core.db import Document
 from app.retrieval.dependencies import retrieval_service
 
 
@@ -17,7 +17,7 @@ def chat_service(container: Container) -> ChatService:
     resources = container.resources
     settings = resources.settings
 
-    def provider_for(chatbot: Document) -> AnswerProvider:
+    def provider_for(chatbot: ChatbotDocument) -> AnswerProvider:
         model = chatbot["model"]
         if model["provider"] != "openai" or settings.llm_base_url is None:
             return OfflineProvider()

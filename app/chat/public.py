@@ -39,7 +39,7 @@ async def widget_config(
     chatbot: PublicBot, response: Response, origin: Origin = None
 ) -> PublicChatbot:
     _allow(response, origin)
-    return PublicChatbot(**chatbot)
+    return PublicChatbot.model_validate(chatbot)
 
 
 @router.post("/chat", response_model=ChatResponse, responses=problem_responses(403, 404, 422, 429))

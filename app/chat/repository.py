@@ -4,9 +4,12 @@ counts read them too, through their own repositories; a chatbot's deletion purge
 
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from app.core.db import Document, MongoDatabase
+from pymongo.asynchronous.cursor import AsyncCursor
+
+from app.chat.documents import ConversationDocument, FeedbackDocument, MessageDocument
+from app.core.db import Document, MongoDatabase, without_id
 from app.core.read_policy import ReadRouter
 from app.core.schemas import after_cursor
 
@@ -18,15 +21,16 @@ class ConversationRepository:
         # Listings and exports may read from secondaries, as the read policy says.
         self._reading = reads.database("conversations")
 
-    async def get(self, chatbot_id: str, conversation_id: str) -> Document | None:
+    async def get(self, chatbot_id: str, conversation_id: str) -> ConversationDocument | None:
         query = {"id": conversation_id, "chatbot_id": chatbot_id}
-        return await self._conversations.find_one(query, {"_id": 0})
+        found = await self._conversations.find_one(query, {"_id": 0})
+        return cast("ConversationDocument | None", found)
 
-    async def create(self, conversation: Document) -> None:
-        await self._conversations.insert_one(conversation)
+    async def create(self, conversation: ConversationDocument) -> None:
+        await self._conversations.insert_one(cast("Document", conversation))
 
-    async def add_message(self, message: Document, now: datetime) -> None:
-        await self._messages.insert_one(message)
+    async def add_message(self, message: MessageDocument, now: datetime) -> None:
+        await self._messages.insert_one(cast("Document", message))
         await self._conversations.update_one(
             {"id": message["conversation_id"]},
             {"$set": {"last_message_at": now}, "$inc": {"message_count": 1}},
@@ -34,23 +38,28 @@ class ConversationRepository:
 
     async def list_for_chatbot(
         self, chatbot_id: str, cursor: str | None, limit: int
-    ) -> list[Document]:
+    ) -> list[ConversationDocument]:
         query: dict[str, Any] = {"chatbot_id": chatbot_id, **after_cursor(cursor, "started_at")}
         found = self._reading["conversations"].find(query, {"_id": 0})
-        return await found.sort([("started_at", -1), ("id", -1)]).limit(limit).to_list()
+        newest = await found.sort([("started_at", -1), ("id", -1)]).limit(limit).to_list()
+        return cast("list[ConversationDocument]", newest)
 
     async def messages(
         self, conversation_id: str, after: datetime | None, limit: int
-    ) -> list[Document]:
+    ) -> list[MessageDocument]:
         query: dict[str, Any] = {"conversation_id": conversation_id}
         if after is not None:
             query["timestamp"] = {"$gt": after}
         found = self._reading["messages"].find(query, {"_id": 0})
-        return await found.sort([("timestamp", 1), ("id", 1)]).limit(limit).to_list()
+        oldest = await found.sort([("timestamp", 1), ("id", 1)]).limit(limit).to_list()
+        return cast("list[MessageDocument]", oldest)
 
-    async def all_messages(self, chatbot_id: str) -> AsyncIterator[Document]:
+    async def all_messages(self, chatbot_id: str) -> AsyncIterator[MessageDocument]:
         """Every message of the bot, oldest first, read in batches (for exports)."""
-        found = self._reading["messages"].find({"chatbot_id": chatbot_id}, {"_id": 0})
+        found = cast(
+            "AsyncCursor[MessageDocument]",
+            self._reading["messages"].find({"chatbot_id": chatbot_id}, {"_id": 0}),
+        )
         async for message in found.sort([("timestamp", 1), ("id", 1)]).batch_size(500):
             yield message
 
@@ -70,9 +79,11 @@ class ConversationRepository:
         await self._conversations.delete_one({"id": conversation_id})
 
     async def set_feedback(
-        self, chatbot_id: str, message_id: str, feedback: Document
-    ) -> Document | None:
-        return await self._messages.find_one_and_update(
+        self, chatbot_id: str, message_id: str, feedback: FeedbackDocument
+    ) -> MessageDocument | None:
+        """Stores the feedback on an answer; returns the answer as it was before."""
+        before = await self._messages.find_one_and_update(
             {"id": message_id, "chatbot_id": chatbot_id, "role": "assistant"},
             {"$set": {"feedback": feedback}},
         )
+        return cast("MessageDocument | None", without_id(before))

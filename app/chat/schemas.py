@@ -8,6 +8,8 @@ from pydantic import BaseModel, Field
 
 from app.core.schemas import RequestModel
 
+MessageRole = Literal["user", "assistant"]
+Rating = Literal["up", "down"]
 SessionId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 
 
@@ -64,7 +66,7 @@ class ConversationOut(BaseModel):
 class MessageOut(BaseModel):
     id: str
     conversation_id: str
-    role: Literal["user", "assistant"]
+    role: MessageRole
     content: str
     timestamp: datetime
     answered: bool | None = None
@@ -74,7 +76,7 @@ class MessageOut(BaseModel):
 
 
 class Feedback(RequestModel):
-    rating: Literal["up", "down"]
+    rating: Rating
     comment: Annotated[str, Field(max_length=2000)] | None = None
 
 

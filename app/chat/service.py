@@ -8,7 +8,14 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from http import HTTPStatus
+from typing import cast
 
+from app.chat.documents import (
+    CitationDocument,
+    ConversationDocument,
+    FeedbackDocument,
+    MessageDocument,
+)
 from app.chat.providers import AnswerProvider, AnswerRequest, ProviderError
 from app.chat.repository import ConversationRepository
 from app.chat.schemas import (
@@ -21,7 +28,7 @@ from app.chat.schemas import (
     Feedback,
     MessageOut,
 )
-from app.core.db import Document
+from app.chatbots.documents import ChatbotDocument
 from app.core.errors import DomainError, NotFoundError
 from app.core.events import EventBus, publish_event
 from app.core.schemas import Page, page_of
@@ -47,7 +54,9 @@ class ConversationNotFoundError(NotFoundError):
         super().__init__("No such conversation on this chatbot")
 
 
-def _grounded_passages(chatbot: Document, hits: list[RetrievedChunk]) -> list[RetrievedChunk]:
+def _grounded_passages(
+    chatbot: ChatbotDocument, hits: list[RetrievedChunk]
+) -> list[RetrievedChunk]:
     """The hits relevant enough to answer from, by the bot's score threshold."""
     threshold = chatbot["retrieval"]["score_threshold"]
     return [hit for hit in hits if hit.relevance >= threshold]
@@ -75,7 +84,7 @@ class ChatService:
         self,
         conversations: ConversationRepository,
         retrieval: RetrievalService,
-        providers: Callable[[Document], AnswerProvider],
+        providers: Callable[[ChatbotDocument], AnswerProvider],
         events: EventBus,
     ) -> None:
         self._conversations = conversations
@@ -84,7 +93,7 @@ class ChatService:
         self._events = events
 
     async def events(
-        self, chatbot: Document, request: ChatRequest, conversation: Document
+        self, chatbot: ChatbotDocument, request: ChatRequest, conversation: ConversationDocument
     ) -> AsyncIterator[ChatEvent]:
         """The turn's events; `conversation` comes from open_conversation (called first, so a
         wrong conversation id is a 404 before any event is sent)."""
@@ -132,29 +141,27 @@ class ChatService:
         )
 
     async def _store_question(
-        self, chatbot: Document, request: ChatRequest, conversation: Document
+        self, chatbot: ChatbotDocument, request: ChatRequest, conversation: ConversationDocument
     ) -> str:
         """Store the visitor's message; returns its id."""
         question_id = new_id()
         now = utcnow()
-        await self._conversations.add_message(
-            {
-                "id": question_id,
-                "conversation_id": conversation["id"],
-                "chatbot_id": chatbot["id"],
-                "role": "user",
-                "content": request.message,
-                "timestamp": now,
-            },
-            now,
-        )
+        question: MessageDocument = {
+            "id": question_id,
+            "conversation_id": conversation["id"],
+            "chatbot_id": chatbot["id"],
+            "role": "user",
+            "content": request.message,
+            "timestamp": now,
+        }
+        await self._conversations.add_message(question, now)
         return question_id
 
     async def _stream_answer(
         self,
-        chatbot: Document,
+        chatbot: ChatbotDocument,
         request: ChatRequest,
-        conversation: Document,
+        conversation: ConversationDocument,
         question_id: str,
         grounded: list[RetrievedChunk],
     ) -> AsyncIterator[str]:
@@ -174,9 +181,9 @@ class ChatService:
 
     async def _store_answer(
         self,
-        chatbot: Document,
+        chatbot: ChatbotDocument,
         request: ChatRequest,
-        conversation: Document,
+        conversation: ConversationDocument,
         *,
         answer_id: str,
         answer: str,
@@ -187,33 +194,31 @@ class ChatService:
     ) -> None:
         """Store the answer with its citations, retrieval scores, latency and word counts."""
         now = utcnow()
-        await self._conversations.add_message(
-            {
-                "id": answer_id,
-                "conversation_id": conversation["id"],
-                "chatbot_id": chatbot["id"],
-                "role": "assistant",
-                "content": answer,
-                "answered": answered,
-                "citations": [c.model_dump() for c in citations],
-                "retrieval_scores": [hit.relevance for hit in hits],
-                "latency_ms": latency_ms,
-                "tokens": {
-                    "prompt": len(request.message.split()),
-                    "completion": len(answer.split()),
-                },
-                "timestamp": now,
+        stored: MessageDocument = {
+            "id": answer_id,
+            "conversation_id": conversation["id"],
+            "chatbot_id": chatbot["id"],
+            "role": "assistant",
+            "content": answer,
+            "answered": answered,
+            "citations": cast("list[CitationDocument]", [c.model_dump() for c in citations]),
+            "retrieval_scores": [hit.relevance for hit in hits],
+            "latency_ms": latency_ms,
+            "tokens": {
+                "prompt": len(request.message.split()),
+                "completion": len(answer.split()),
             },
-            now,
-        )
+            "timestamp": now,
+        }
+        await self._conversations.add_message(stored, now)
 
-    async def answer(self, chatbot: Document, request: ChatRequest) -> ChatResponse:
+    async def answer(self, chatbot: ChatbotDocument, request: ChatRequest) -> ChatResponse:
         """The same turn, collected into one JSON answer."""
         conversation = await self.open_conversation(chatbot, request)
         return await self.answer_in(chatbot, request, conversation)
 
     async def answer_in(
-        self, chatbot: Document, request: ChatRequest, conversation: Document
+        self, chatbot: ChatbotDocument, request: ChatRequest, conversation: ConversationDocument
     ) -> ChatResponse:
         data: dict[str, object] = {"answer": ""}
         async for event in self.events(chatbot, request, conversation):
@@ -226,14 +231,16 @@ class ChatService:
                 data.update(event.data)
         return ChatResponse.model_validate(data)
 
-    async def open_conversation(self, chatbot: Document, request: ChatRequest) -> Document:
+    async def open_conversation(
+        self, chatbot: ChatbotDocument, request: ChatRequest
+    ) -> ConversationDocument:
         if request.conversation_id is not None:
             found = await self._conversations.get(chatbot["id"], request.conversation_id)
             if found is None:
                 raise ConversationNotFoundError()
             return found
         now = utcnow()
-        conversation = {
+        conversation: ConversationDocument = {
             "id": new_id(),
             "chatbot_id": chatbot["id"],
             "user_id": chatbot["user_id"],
@@ -266,32 +273,38 @@ class ConversationService:
         self._events = events
 
     async def list(
-        self, chatbot: Document, cursor: str | None, limit: int
+        self, chatbot: ChatbotDocument, cursor: str | None, limit: int
     ) -> Page[ConversationOut]:
         found = await self._conversations.list_for_chatbot(chatbot["id"], cursor, limit + 1)
-        return page_of(found, limit, lambda c: ConversationOut(**c), "started_at")
+        return page_of(found, limit, ConversationOut.model_validate, "started_at")
 
     async def detail(
-        self, chatbot: Document, conversation_id: str, after: datetime | None, limit: int
+        self, chatbot: ChatbotDocument, conversation_id: str, after: datetime | None, limit: int
     ) -> ConversationDetail:
         conversation = await self._conversations.get(chatbot["id"], conversation_id)
         if conversation is None:
             raise ConversationNotFoundError()
         found = await self._conversations.messages(conversation_id, after, limit + 1)
-        messages = [MessageOut(**m) for m in found[:limit]]
+        messages = [MessageOut.model_validate(m) for m in found[:limit]]
         return ConversationDetail(
-            conversation=ConversationOut(**conversation),
+            conversation=ConversationOut.model_validate(conversation),
             messages=messages,
             next_after=messages[-1].timestamp if len(found) > limit else None,
         )
 
-    async def delete(self, chatbot: Document, conversation_id: str) -> None:
+    async def delete(self, chatbot: ChatbotDocument, conversation_id: str) -> None:
         if await self._conversations.get(chatbot["id"], conversation_id) is None:
             raise ConversationNotFoundError()
         await self._conversations.delete(conversation_id)
 
-    async def feedback(self, chatbot: Document, message_id: str, feedback: Feedback) -> MessageOut:
-        stored = feedback.model_dump() | {"at": utcnow()}
+    async def feedback(
+        self, chatbot: ChatbotDocument, message_id: str, feedback: Feedback
+    ) -> MessageOut:
+        stored: FeedbackDocument = {
+            "rating": feedback.rating,
+            "comment": feedback.comment,
+            "at": utcnow(),
+        }
         message = await self._conversations.set_feedback(chatbot["id"], message_id, stored)
         if message is None:
             raise MessageNotFoundError()
@@ -305,15 +318,15 @@ class ConversationService:
                 "rating": feedback.rating,
             },
         )
-        message.pop("_id", None)
-        return MessageOut(**{**message, "feedback": feedback})
+        return MessageOut.model_validate({**message, "feedback": feedback})
 
-    async def export(self, chatbot: Document, kind: str) -> AsyncIterator[bytes]:
+    async def export(self, chatbot: ChatbotDocument, kind: str) -> AsyncIterator[bytes]:
         """Every message of the bot as JSON Lines or CSV, produced as it is read."""
         columns = ["conversation_id", "id", "timestamp", "role", "content", "answered", "rating"]
         if kind == "csv":
             yield _csv_row(columns)
         async for message in self._conversations.all_messages(chatbot["id"]):
+            feedback = message.get("feedback")
             row = {
                 "conversation_id": message["conversation_id"],
                 "id": message["id"],
@@ -321,7 +334,7 @@ class ConversationService:
                 "role": message["role"],
                 "content": message["content"],
                 "answered": message.get("answered"),
-                "rating": (message.get("feedback") or {}).get("rating"),
+                "rating": feedback["rating"] if feedback else None,
             }
             if kind == "csv":
                 yield _csv_row([row[column] for column in columns])

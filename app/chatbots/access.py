@@ -1,11 +1,12 @@
 """Which chatbot a caller may use: the rules every transport (HTTP dependencies, the WebSocket)
 applies. Another owner's bot, another bot's key and a bot being deleted all look missing."""
 
+from app.chatbots.documents import ChatbotDocument
 from app.chatbots.repository import ChatbotRepository
 from app.chatbots.schemas import ChatbotStatus, Visibility
 from app.chatbots.service import ChatbotNotFoundError
-from app.core.db import Document
 from app.core.resources import Resources
+from app.users.documents import ApiKeyDocument
 from app.users.errors import ForbiddenError
 
 
@@ -14,7 +15,7 @@ class OriginNotAllowedError(ForbiddenError):
         super().__init__(f"This chatbot does not accept requests from {origin}")
 
 
-async def owned_chatbot(resources: Resources, user_id: str, chatbot_id: str) -> Document:
+async def owned_chatbot(resources: Resources, user_id: str, chatbot_id: str) -> ChatbotDocument:
     """The owner's chatbot; another owner's bot is a 404, exactly like a missing one."""
     chatbot = await ChatbotRepository(resources).owned(user_id, chatbot_id)
     if chatbot is None:
@@ -22,7 +23,9 @@ async def owned_chatbot(resources: Resources, user_id: str, chatbot_id: str) -> 
     return chatbot
 
 
-async def chatbot_for_key(resources: Resources, key: Document, chatbot_id: str) -> Document:
+async def chatbot_for_key(
+    resources: Resources, key: ApiKeyDocument, chatbot_id: str
+) -> ChatbotDocument:
     """The bot an API key belongs to, when that is the bot asked for."""
     chatbot = (
         await ChatbotRepository(resources).by_id(chatbot_id)
@@ -34,7 +37,9 @@ async def chatbot_for_key(resources: Resources, key: Document, chatbot_id: str) 
     return chatbot
 
 
-async def public_chatbot(resources: Resources, chatbot_id: str, origin: str | None) -> Document:
+async def public_chatbot(
+    resources: Resources, chatbot_id: str, origin: str | None
+) -> ChatbotDocument:
     """A public, active bot for a visitor; a browser page from an origin the bot does not allow
     is refused (403)."""
     chatbot = await ChatbotRepository(resources).by_id(chatbot_id)

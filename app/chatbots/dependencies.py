@@ -6,10 +6,10 @@ from typing import Annotated
 from fastapi import Depends, Header, Path
 
 from app.chatbots.access import chatbot_for_key, owned_chatbot, public_chatbot
+from app.chatbots.documents import ChatbotDocument
 from app.chatbots.repository import ChatbotRepository
 from app.chatbots.service import ChatbotService
 from app.container import ContainerDep
-from app.core.db import Document
 from app.users.access import api_key_for_secret, presented_api_key, user_for_access_token
 from app.users.dependencies import ApiKeyHeaderDep, BearerDep, CurrentUser, bearer_token
 from app.users.errors import AuthenticationError
@@ -25,16 +25,16 @@ ChatbotId = Annotated[str, Path(max_length=64, description="The chatbot's id")]
 
 async def get_owned_chatbot(
     chatbot_id: ChatbotId, user: CurrentUser, container: ContainerDep
-) -> Document:
+) -> ChatbotDocument:
     return await owned_chatbot(container.resources, user["id"], chatbot_id)
 
 
-OwnedChatbot = Annotated[Document, Depends(get_owned_chatbot)]
+OwnedChatbot = Annotated[ChatbotDocument, Depends(get_owned_chatbot)]
 
 
 async def get_bot_for_caller(
     chatbot_id: ChatbotId, container: ContainerDep, bearer: BearerDep, api_key: ApiKeyHeaderDep
-) -> Document:
+) -> ChatbotDocument:
     """For a bot's chat and retrieval: its owner (access token) or an API key of that very bot.
     Another bot's key gets 404, as another owner does."""
     resources = container.resources
@@ -49,15 +49,15 @@ async def get_bot_for_caller(
     return await owned_chatbot(resources, user["id"], chatbot_id)
 
 
-BotCaller = Annotated[Document, Depends(get_bot_for_caller)]
+BotCaller = Annotated[ChatbotDocument, Depends(get_bot_for_caller)]
 
 
 async def get_public_chatbot(
     chatbot_id: ChatbotId,
     container: ContainerDep,
     origin: Annotated[str | None, Header()] = None,
-) -> Document:
+) -> ChatbotDocument:
     return await public_chatbot(container.resources, chatbot_id, origin)
 
 
-PublicBot = Annotated[Document, Depends(get_public_chatbot)]
+PublicBot = Annotated[ChatbotDocument, Depends(get_public_chatbot)]

@@ -1,10 +1,11 @@
 """The only code that touches the chatbots collection, and the cascade over a bot's data."""
 
 import re
-from typing import Any
+from typing import Any, cast
 
 from pymongo import ReturnDocument
 
+from app.chatbots.documents import ChatbotDocument
 from app.chatbots.schemas import ChatbotStatus
 from app.core.db import Document, without_id
 from app.core.resources import Resources
@@ -25,16 +26,21 @@ class ChatbotRepository:
         self._listing = resources.reads.database("listing")["chatbots"]
         self._cache = resources.cache
 
-    async def insert(self, chatbot: Document) -> None:
-        await self._chatbots.insert_one(chatbot)
+    async def insert(self, chatbot: ChatbotDocument) -> None:
+        await self._chatbots.insert_one(cast("Document", chatbot))
 
-    async def by_id(self, chatbot_id: str) -> Document | None:
+    async def by_id(self, chatbot_id: str) -> ChatbotDocument | None:
         """The chatbot, whoever owns it and whatever its state (callers decide)."""
-        return await self._cache.get_or_load(
-            "chatbot", chatbot_id, lambda: self._chatbots.find_one({"id": chatbot_id}, {"_id": 0})
+        return cast(
+            "ChatbotDocument | None",
+            await self._cache.get_or_load(
+                "chatbot",
+                chatbot_id,
+                lambda: self._chatbots.find_one({"id": chatbot_id}, {"_id": 0}),
+            ),
         )
 
-    async def owned(self, user_id: str, chatbot_id: str) -> Document | None:
+    async def owned(self, user_id: str, chatbot_id: str) -> ChatbotDocument | None:
         chatbot = await self.by_id(chatbot_id)
         if chatbot is None or chatbot["user_id"] != user_id or chatbot["status"] == _DELETING:
             return None
@@ -42,17 +48,17 @@ class ChatbotRepository:
 
     async def list_owned(
         self, user_id: str, *, name_contains: str | None, cursor: str | None, limit: int
-    ) -> list[Document]:
+    ) -> list[ChatbotDocument]:
         query: dict[str, Any] = {"user_id": user_id, **_VISIBLE}
         if name_contains:
             query["name"] = {"$regex": re.escape(name_contains), "$options": "i"}
         query.update(after_cursor(cursor))
         found = self._listing.find(query, {"_id": 0}).sort([("created_at", -1), ("id", -1)])
-        return await found.limit(limit).to_list()
+        return cast("list[ChatbotDocument]", await found.limit(limit).to_list())
 
     async def update_owned(
         self, user_id: str, chatbot_id: str, fields: dict[str, Any]
-    ) -> Document | None:
+    ) -> ChatbotDocument | None:
         updated = without_id(
             await self._chatbots.find_one_and_update(
                 {"id": chatbot_id, "user_id": user_id, **_VISIBLE},
@@ -61,7 +67,7 @@ class ChatbotRepository:
             )
         )
         await self._cache.invalidate("chatbot", chatbot_id)
-        return updated
+        return cast("ChatbotDocument | None", updated)
 
     async def bump_knowledge(self, chatbot_id: str) -> None:
         """The bot's knowledge changed: retrieval indexes everywhere rebuild on their next use."""

@@ -35,7 +35,7 @@ async def list_chatbots(
 
 @router.get("/{chatbot_id}", responses=NOT_FOUND)
 async def get_chatbot(chatbot: OwnedChatbot) -> ChatbotOut:
-    return ChatbotOut(**chatbot)
+    return ChatbotOut.model_validate(chatbot)
 
 
 @router.patch("/{chatbot_id}", responses=NOT_FOUND)

@@ -24,10 +24,11 @@ class ChatbotStatus(StrEnum):
 
 # What an owner may set: a bot being deleted cannot be brought back.
 SettableStatus = Literal[ChatbotStatus.ACTIVE, ChatbotStatus.PAUSED]
+Provider = Literal["offline", "openai"]
 
 
 class ModelSettings(RequestModel):
-    provider: Literal["offline", "openai"] = "offline"
+    provider: Provider = "offline"
     model: Annotated[str, Field(max_length=100)] = ""
     temperature: Annotated[float, Field(ge=0, le=2)] = 0.2
     max_tokens: Annotated[int, Field(ge=1, le=16_384)] = 512
@@ -66,7 +67,7 @@ class ChatbotCreate(RequestModel):
 
 
 class ModelSettingsUpdate(RequestModel):
-    provider: Literal["offline", "openai"] | None = None
+    provider: Provider | None = None
     model: Annotated[str, Field(max_length=100)] | None = None
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
     max_tokens: Annotated[int, Field(ge=1, le=16_384)] | None = None

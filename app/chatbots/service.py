@@ -2,12 +2,13 @@
 
 import logging
 
+from app.chatbots.documents import ChatbotDocument
 from app.chatbots.repository import ChatbotRepository
 from app.chatbots.schemas import ChatbotCreate, ChatbotOut, ChatbotUpdate
-from app.core.db import Document
 from app.core.errors import NotFoundError, UnprocessableError
 from app.core.schemas import Page, page_of
 from app.core.security import new_id, utcnow
+from app.users.documents import UserDocument
 
 logger = logging.getLogger(__name__)
 
@@ -26,27 +27,46 @@ class ChatbotService:
     def __init__(self, chatbots: ChatbotRepository) -> None:
         self._chatbots = chatbots
 
-    async def create(self, user: Document, request: ChatbotCreate) -> ChatbotOut:
+    async def create(self, user: UserDocument, request: ChatbotCreate) -> ChatbotOut:
         now = utcnow()
-        chatbot = {
+        model, retrieval = request.model, request.retrieval
+        chatbot: ChatbotDocument = {
             "id": new_id(),
             "user_id": user["id"],
-            **request.model_dump(mode="json"),
+            "name": request.name,
+            "description": request.description,
+            "system_prompt": request.system_prompt,
+            "welcome_message": request.welcome_message,
+            "model": {
+                "provider": model.provider,
+                "model": model.model,
+                "temperature": model.temperature,
+                "max_tokens": model.max_tokens,
+            },
+            "retrieval": {
+                "top_k": retrieval.top_k,
+                "score_threshold": retrieval.score_threshold,
+                "chunk_size": retrieval.chunk_size,
+                "chunk_overlap": retrieval.chunk_overlap,
+            },
+            "visibility": request.visibility,
+            "allowed_origins": list(request.allowed_origins),
+            "status": request.status,
             "created_at": now,
             "updated_at": now,
         }
         await self._chatbots.insert(chatbot)
-        return ChatbotOut(**chatbot)
+        return ChatbotOut.model_validate(chatbot)
 
     async def list(
-        self, user: Document, name_contains: str | None, cursor: str | None, limit: int
+        self, user: UserDocument, name_contains: str | None, cursor: str | None, limit: int
     ) -> Page[ChatbotOut]:
         found = await self._chatbots.list_owned(
             user["id"], name_contains=name_contains, cursor=cursor, limit=limit + 1
         )
-        return page_of(found, limit, lambda chatbot: ChatbotOut(**chatbot), "created_at")
+        return page_of(found, limit, ChatbotOut.model_validate, "created_at")
 
-    async def update(self, chatbot: Document, request: ChatbotUpdate) -> ChatbotOut:
+    async def update(self, chatbot: ChatbotDocument, request: ChatbotUpdate) -> ChatbotOut:
         fields = request.to_set()
         if "retrieval.chunk_size" in fields or "retrieval.chunk_overlap" in fields:
             size = fields.get("retrieval.chunk_size", chatbot["retrieval"]["chunk_size"])
@@ -54,15 +74,15 @@ class ChatbotService:
             if overlap >= size:
                 raise ChunkOverlapError()
         if not fields:
-            return ChatbotOut(**chatbot)
+            return ChatbotOut.model_validate(chatbot)
         updated = await self._chatbots.update_owned(
             chatbot["user_id"], chatbot["id"], {**fields, "updated_at": utcnow()}
         )
         if updated is None:
             raise ChatbotNotFoundError()
-        return ChatbotOut(**updated)
+        return ChatbotOut.model_validate(updated)
 
-    async def delete(self, chatbot: Document) -> None:
+    async def delete(self, chatbot: ChatbotDocument) -> None:
         """Hides the bot at once; its data is purged by purge() (run after the response)."""
         if not await self._chatbots.mark_deleting(chatbot["user_id"], chatbot["id"]):
             raise ChatbotNotFoundError()

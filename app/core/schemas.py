@@ -3,7 +3,7 @@
 import base64
 import binascii
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -53,8 +53,8 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     return position, item_id
 
 
-def page_of[T](
-    found: list[dict[str, Any]], limit: int, item: Callable[[dict[str, Any]], T], time_field: str
+def page_of[D: Mapping[str, Any], T](
+    found: Sequence[D], limit: int, item: Callable[[D], T], time_field: str
 ) -> Page[T]:
     """A page from `limit + 1` documents read in (time desc, id desc) order: the extra one only
     says whether there is a next page."""

@@ -24,8 +24,8 @@ from app.chat.access import visitor_conversation
 from app.chat.dependencies import chat_service
 from app.chat.schemas import ChatRequest
 from app.chatbots.access import owned_chatbot, public_chatbot
+from app.chatbots.documents import ChatbotDocument
 from app.container import Container, get_container
-from app.core.db import Document
 from app.core.errors import DomainError
 from app.realtime.hub import POLICY_VIOLATION, Connection, Hub, worker_id
 from app.realtime.metrics import WS_MESSAGES
@@ -71,7 +71,7 @@ async def _identify(socket: WebSocket, container: Container) -> Caller:
     raise RefusedError("authentication required: token, or chatbot_id and session_id")
 
 
-async def _chatbot_for(container: Container, caller: Caller, chatbot_id: object) -> Document:
+async def _chatbot_for(container: Container, caller: Caller, chatbot_id: object) -> ChatbotDocument:
     """The bot a chat message names, if this caller may use it (checked on every message)."""
     resources = container.resources
     if not isinstance(chatbot_id, str):

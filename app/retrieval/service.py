@@ -10,8 +10,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from app.core.db import Document
+from app.chatbots.documents import ChatbotDocument
 from app.retrieval.bm25 import Bm25Index
+from app.retrieval.documents import SearchedChunk
 from app.retrieval.embeddings import EmbeddingsClient, EmbeddingsError
 from app.retrieval.repository import ChunkRepository
 from app.retrieval.schemas import RetrievedChunk
@@ -27,11 +28,11 @@ Matrix = npt.NDArray[np.float32]
 class _Built:
     version: int
     index: Bm25Index
-    chunks: list[Document]
+    chunks: list[SearchedChunk]
     vectors: Matrix | None  # unit rows; zeros for chunks stored without a vector
 
 
-def _unit_rows(chunks: list[Document]) -> Matrix | None:
+def _unit_rows(chunks: list[SearchedChunk]) -> Matrix | None:
     dimensions = next((len(c["embedding"]) for c in chunks if c.get("embedding")), 0)
     if not dimensions:
         return None
@@ -52,7 +53,9 @@ class RetrievalIndexes:
         self._built: OrderedDict[str, _Built] = OrderedDict()
         self._locks: dict[str, asyncio.Lock] = {}
 
-    async def get(self, chatbot: Document, chunks: ChunkRepository, with_vectors: bool) -> _Built:
+    async def get(
+        self, chatbot: ChatbotDocument, chunks: ChunkRepository, with_vectors: bool
+    ) -> _Built:
         chatbot_id, version = chatbot["id"], chatbot.get("knowledge_version", 0)
         built = self._built.get(chatbot_id)
         if built is not None and built.version == version:
@@ -71,7 +74,7 @@ class RetrievalIndexes:
         return built
 
     @staticmethod
-    def _build(version: int, chunks: list[Document]) -> _Built:
+    def _build(version: int, chunks: list[SearchedChunk]) -> _Built:
         texts = [f"{c.get('title', '')} {c.get('heading', '')} {c['content']}" for c in chunks]
         return _Built(version, Bm25Index(texts), chunks, _unit_rows(chunks))
 
@@ -88,7 +91,7 @@ class RetrievalService:
         self._embeddings = embeddings
 
     async def retrieve(
-        self, chatbot: Document, query: str, top_k: int | None = None
+        self, chatbot: ChatbotDocument, query: str, top_k: int | None = None
     ) -> list[RetrievedChunk]:
         built = await self._indexes.get(chatbot, self._chunks, self._embeddings is not None)
         limit = top_k or chatbot["retrieval"]["top_k"]

@@ -6,17 +6,19 @@ import hashlib
 import logging
 from dataclasses import dataclass
 
+from app.chatbots.documents import ChatbotDocument
 from app.chatbots.repository import ChatbotRepository
 from app.chatbots.schemas import ChatbotStatus
 from app.core.config import Settings
-from app.core.db import Document
 from app.core.events import EventBus, publish_event
 from app.core.resources import Resources
 from app.core.security import new_id, utcnow
+from app.retrieval.documents import ChunkDocument
 from app.retrieval.embeddings import EmbeddingsClient, EmbeddingsError
 from app.retrieval.repository import ChunkRepository
 from app.sources.chunking import chunk_text
 from app.sources.crawl import CrawlSpec, collect
+from app.sources.documents import SourceDocument
 from app.sources.errors import SourceLimitError
 from app.sources.extract import ExtractionError, extract_text
 from app.sources.fetch import Fetcher, FetchError, UnsafeUrlError
@@ -94,7 +96,7 @@ class IngestionPipeline:
             await self.fail(source_id, str(error))
             await self._publish(source, "failed", 0, error=str(error))
 
-    async def _ingest(self, chatbot: Document, source: Document) -> None:
+    async def _ingest(self, chatbot: ChatbotDocument, source: SourceDocument) -> None:
         pages = await self._pages(source)
         digest = content_hash(pages)
         if source["kind"] == SourceKind.URL and digest == source["processed_hash"]:
@@ -121,23 +123,26 @@ class IngestionPipeline:
         )
         await self._publish(source, "ready", 100, chunks=len(chunks))
 
-    async def _check_char_limit(self, source: Document, text_length: int) -> None:
+    async def _check_char_limit(self, source: SourceDocument, text_length: int) -> None:
         limit = self._settings.ingest_max_chars_per_bot
         used = await self._sources.chars_for_chatbot(source["chatbot_id"], excluding=source["id"])
         if used + text_length > limit:
             raise SourceLimitError(f"{text_length} characters would take the chatbot past {limit}")
 
-    async def _pages(self, source: Document) -> list[Page]:
+    async def _pages(self, source: SourceDocument) -> list[Page]:
         if source["kind"] == SourceKind.URL:
             return await self._crawl(source)
-        if source.get("text") is not None:
-            return [Page(source["title"], None, source["text"])]
+        text = source.get("text")
+        if text is not None:
+            return [Page(source["title"], None, text)]
         file = source["file"]
+        assert file is not None, "a source that is not a URL has a text or a file"
         text = await asyncio.to_thread(extract_text, file["filename"], bytes(file["data"]))
         return [Page(source["title"], None, text)]
 
-    async def _crawl(self, source: Document) -> list[Page]:
+    async def _crawl(self, source: SourceDocument) -> list[Page]:
         spec = source["crawl"]
+        assert spec is not None, "a URL source has a crawl"
 
         async def progress(done: int, expected: int) -> None:
             percent = min(99, round(100 * done / max(expected, 1)))
@@ -159,7 +164,7 @@ class IngestionPipeline:
             raise FetchError(f"no page with text was found from {spec['url']}")
         return [Page(page.title, page.url, page.text) for page in pages]
 
-    async def _embed(self, chunks: list[Document]) -> None:
+    async def _embed(self, chunks: list[ChunkDocument]) -> None:
         """Adds vectors for hybrid retrieval; without them the chunks still serve BM25."""
         if self._embeddings is None or not chunks:
             return
@@ -172,10 +177,12 @@ class IngestionPipeline:
             chunk["embedding"] = vector
 
     @staticmethod
-    def _chunk(chatbot: Document, source: Document, pages: list[Page]) -> list[Document]:
+    def _chunk(
+        chatbot: ChatbotDocument, source: SourceDocument, pages: list[Page]
+    ) -> list[ChunkDocument]:
         retrieval = chatbot["retrieval"]
         now = utcnow()
-        chunks: list[Document] = []
+        chunks: list[ChunkDocument] = []
         for page in pages:
             for chunk in chunk_text(page.text, retrieval["chunk_size"], retrieval["chunk_overlap"]):
                 chunks.append(
@@ -196,7 +203,9 @@ class IngestionPipeline:
     async def fail(self, source_id: str, reason: str) -> None:
         await self._sources.set_status(source_id, SourceStatus.FAILED, utcnow(), error=reason)
 
-    async def _publish(self, source: Document, state: str, percent: int, **extra: object) -> None:
+    async def _publish(
+        self, source: SourceDocument, state: str, percent: int, **extra: object
+    ) -> None:
         event = {
             "type": "source.progress",
             "chatbot_id": source["chatbot_id"],

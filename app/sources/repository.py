@@ -1,9 +1,10 @@
 """The only code that touches the sources collection (chunks belong to retrieval)."""
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from app.core.db import Document, MongoDatabase
+from app.sources.documents import SourceDocument
 from app.sources.schemas import SourceStatus
 
 _NO_DATA = {"_id": 0, "file.data": 0}
@@ -13,18 +14,21 @@ class SourceRepository:
     def __init__(self, db: MongoDatabase) -> None:
         self._sources = db["sources"]
 
-    async def insert(self, source: Document) -> None:
-        await self._sources.insert_one(source)
+    async def insert(self, source: SourceDocument) -> None:
+        await self._sources.insert_one(cast("Document", source))
 
-    async def get(self, chatbot_id: str, source_id: str) -> Document | None:
-        return await self._sources.find_one({"id": source_id, "chatbot_id": chatbot_id}, _NO_DATA)
+    async def get(self, chatbot_id: str, source_id: str) -> SourceDocument | None:
+        found = await self._sources.find_one({"id": source_id, "chatbot_id": chatbot_id}, _NO_DATA)
+        return cast("SourceDocument | None", found)
 
-    async def get_with_data(self, source_id: str) -> Document | None:
-        return await self._sources.find_one({"id": source_id}, {"_id": 0})
+    async def get_with_data(self, source_id: str) -> SourceDocument | None:
+        found = await self._sources.find_one({"id": source_id}, {"_id": 0})
+        return cast("SourceDocument | None", found)
 
-    async def list_for_chatbot(self, chatbot_id: str) -> list[Document]:
+    async def list_for_chatbot(self, chatbot_id: str) -> list[SourceDocument]:
         found = self._sources.find({"chatbot_id": chatbot_id}, _NO_DATA)
-        return await found.sort([("created_at", -1), ("id", -1)]).to_list()
+        newest = await found.sort([("created_at", -1), ("id", -1)]).to_list()
+        return cast("list[SourceDocument]", newest)
 
     async def count_for_chatbot(self, chatbot_id: str) -> int:
         return await self._sources.count_documents({"chatbot_id": chatbot_id})

@@ -53,9 +53,12 @@ Patterns = Annotated[
 ]
 
 
+CrawlMode = Literal["page", "sitemap", "crawl"]
+
+
 class UrlSourceCreate(RequestModel):
     url: Annotated[HttpUrl, Field(max_length=2000)]
-    mode: Literal["page", "sitemap", "crawl"] = "page"
+    mode: CrawlMode = "page"
     max_depth: Annotated[int, Field(ge=0, le=5)] = 2
     max_pages: Annotated[int, Field(ge=1, le=500)] = 50
     include: Patterns = Field(default_factory=list, description="Path regexes; any must match")

@@ -5,11 +5,12 @@ import hashlib
 
 from bson import Binary
 
+from app.chatbots.documents import ChatbotDocument
 from app.chatbots.repository import ChatbotRepository
 from app.core.config import Settings
-from app.core.db import Document
 from app.core.security import new_id, utcnow
 from app.retrieval.repository import ChunkRepository
+from app.sources.documents import CrawlDocument, SourceDocument, SourceFileDocument
 from app.sources.errors import (
     FileTooLargeError,
     RefusedUrlError,
@@ -31,9 +32,10 @@ from app.sources.schemas import (
 )
 
 
-def source_out(source: Document) -> SourceOut:
-    filename = (source.get("file") or {}).get("filename")
-    url = (source.get("crawl") or {}).get("url")
+def source_out(source: SourceDocument) -> SourceOut:
+    file, crawl = source.get("file"), source.get("crawl")
+    filename = file["filename"] if file else None
+    url = crawl["url"] if crawl else None
     return SourceOut.model_validate({**source, "filename": filename, "url": url})
 
 
@@ -54,15 +56,15 @@ class SourceService:
         self._queue = queue
         self._fetcher = fetcher
 
-    async def add_text(self, chatbot: Document, request: TextSourceCreate) -> SourceOut:
+    async def add_text(self, chatbot: ChatbotDocument, request: TextSourceCreate) -> SourceOut:
         return await self._add(chatbot, SourceKind.TEXT, request.title, text=request.text)
 
-    async def add_qa(self, chatbot: Document, request: QASourceCreate) -> SourceOut:
+    async def add_qa(self, chatbot: ChatbotDocument, request: QASourceCreate) -> SourceOut:
         # Each pair becomes its own section, so each lands in its own chunk.
         text = "\n\n".join(f"# {pair.question}\n{pair.answer}" for pair in request.pairs)
         return await self._add(chatbot, SourceKind.QA, request.title, text=text)
 
-    async def add_file(self, chatbot: Document, filename: str, data: bytes) -> SourceOut:
+    async def add_file(self, chatbot: ChatbotDocument, filename: str, data: bytes) -> SourceOut:
         media_type = file_type(filename)
         if media_type is None:
             raise UnsupportedFileError(
@@ -72,7 +74,7 @@ class SourceService:
             raise FileTooLargeError(
                 f"{filename} is larger than {self._settings.ingest_max_file_bytes} bytes"
             )
-        file = {
+        file: SourceFileDocument = {
             "filename": filename,
             "media_type": media_type,
             "size": len(data),
@@ -80,25 +82,32 @@ class SourceService:
         }
         return await self._add(chatbot, SourceKind.FILE, filename, file=file, raw=data)
 
-    async def add_url(self, chatbot: Document, request: UrlSourceCreate) -> SourceOut:
+    async def add_url(self, chatbot: ChatbotDocument, request: UrlSourceCreate) -> SourceOut:
         url = str(request.url)
         try:
             await self._fetcher.check(url)
         except UnsafeUrlError as error:
             raise RefusedUrlError(str(error)) from None
-        crawl = request.model_dump(mode="json", exclude={"title"})
+        crawl: CrawlDocument = {
+            "url": url,
+            "mode": request.mode,
+            "max_depth": request.max_depth,
+            "max_pages": request.max_pages,
+            "include": list(request.include),
+            "exclude": list(request.exclude),
+        }
         title = request.title or url
         return await self._add(chatbot, SourceKind.URL, title, crawl=crawl, raw=url.encode())
 
     async def _add(
         self,
-        chatbot: Document,
+        chatbot: ChatbotDocument,
         kind: SourceKind,
         title: str,
         *,
         text: str | None = None,
-        file: Document | None = None,
-        crawl: Document | None = None,
+        file: SourceFileDocument | None = None,
+        crawl: CrawlDocument | None = None,
         raw: bytes | None = None,
     ) -> SourceOut:
         settings = self._settings
@@ -118,18 +127,18 @@ class SourceService:
             )
         now = utcnow()
         content = raw if raw is not None else (text or "").encode()
-        source = {
+        source: SourceDocument = {
             "id": new_id(),
             "chatbot_id": chatbot["id"],
             "user_id": chatbot["user_id"],
-            "kind": kind.value,
+            "kind": kind,
             "title": title,
             "text": text,
             "file": file,
             "crawl": crawl,
             "content_hash": hashlib.sha256(content).hexdigest(),
             "processed_hash": None,
-            "status": SourceStatus.PENDING.value,
+            "status": SourceStatus.PENDING,
             "error": None,
             "progress": {"percent": 0, "chunks": 0, "pages": 0},
             "char_count": chars,
@@ -141,23 +150,23 @@ class SourceService:
         await self._queue.submit(source["id"])
         return source_out(source)
 
-    async def list_sources(self, chatbot: Document) -> list[SourceOut]:
+    async def list_sources(self, chatbot: ChatbotDocument) -> list[SourceOut]:
         return [source_out(s) for s in await self._sources.list_for_chatbot(chatbot["id"])]
 
-    async def get(self, chatbot: Document, source_id: str) -> SourceOut:
+    async def get(self, chatbot: ChatbotDocument, source_id: str) -> SourceOut:
         source = await self._sources.get(chatbot["id"], source_id)
         if source is None:
             raise SourceNotFoundError()
         return source_out(source)
 
-    async def delete(self, chatbot: Document, source_id: str) -> None:
+    async def delete(self, chatbot: ChatbotDocument, source_id: str) -> None:
         if await self._sources.get(chatbot["id"], source_id) is None:
             raise SourceNotFoundError()
         await self._chunks.delete_for_source(source_id)
         await self._sources.delete(source_id)
         await self._chatbots.bump_knowledge(chatbot["id"])
 
-    async def resync(self, chatbot: Document, source_id: str) -> SourceOut:
+    async def resync(self, chatbot: ChatbotDocument, source_id: str) -> SourceOut:
         """Queues the source again; unchanged content is recognised and left as it is."""
         source = await self._sources.get(chatbot["id"], source_id)
         if source is None:

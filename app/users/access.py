@@ -4,9 +4,9 @@ Credentials are checked here once: an access token names an active user whose to
 still matches; an API key is live (not revoked) and serves its own chatbot only.
 """
 
-from app.core.db import Document
 from app.core.resources import Resources
 from app.core.security import API_KEY_MARKER, decode_access_token, sha256_hex, utcnow
+from app.users.documents import ApiKeyDocument, UserDocument
 from app.users.errors import AuthenticationError, ForbiddenError
 from app.users.repository import ApiKeyRepository, UserRepository
 from app.users.schemas import Role, UserStatus
@@ -28,7 +28,7 @@ def presented_api_key(bearer_token: str | None, header: str | None) -> str | Non
     return None
 
 
-async def user_for_access_token(resources: Resources, token: str) -> Document:
+async def user_for_access_token(resources: Resources, token: str) -> UserDocument:
     """The active user behind an access token. Checked on every use, so a suspension or a
     password change takes effect at once."""
     claims = decode_access_token(resources.settings, token)
@@ -42,7 +42,7 @@ async def user_for_access_token(resources: Resources, token: str) -> Document:
     return user
 
 
-async def api_key_for_secret(resources: Resources, secret: str) -> Document:
+async def api_key_for_secret(resources: Resources, secret: str) -> ApiKeyDocument:
     """The live key this secret belongs to, with its last use recorded."""
     keys = ApiKeyRepository(resources.db)
     key = await keys.live_by_hash(sha256_hex(secret))
@@ -54,7 +54,7 @@ async def api_key_for_secret(resources: Resources, secret: str) -> Document:
 
 async def account_user(
     resources: Resources, bearer_token: str | None, api_key_header: str | None
-) -> Document:
+) -> UserDocument:
     """The user for account endpoints: an access token only. A valid API key is refused with
     403 (keys serve a bot's chat and retrieval), an invalid one with 401."""
     key_secret = presented_api_key(bearer_token, api_key_header)
@@ -66,7 +66,7 @@ async def account_user(
     return await user_for_access_token(resources, bearer_token)
 
 
-def require_admin(user: Document) -> Document:
+def require_admin(user: UserDocument) -> UserDocument:
     if user["role"] != Role.ADMIN:
         raise ForbiddenError("Administrators only")
     return user

@@ -7,8 +7,8 @@ from fastapi import Depends
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from app.container import ContainerDep
-from app.core.db import Document
 from app.users.access import account_user, require_admin
+from app.users.documents import UserDocument
 from app.users.repository import RefreshTokenRepository, UserRepository
 from app.users.service import AuthService
 
@@ -40,15 +40,15 @@ AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
 
 async def current_user(
     container: ContainerDep, bearer: BearerDep, api_key: ApiKeyHeaderDep
-) -> Document:
+) -> UserDocument:
     return await account_user(container.resources, bearer_token(bearer), api_key)
 
 
-CurrentUser = Annotated[Document, Depends(current_user)]
+CurrentUser = Annotated[UserDocument, Depends(current_user)]
 
 
-async def admin_user(user: CurrentUser) -> Document:
+async def admin_user(user: CurrentUser) -> UserDocument:
     return require_admin(user)
 
 
-AdminUser = Annotated[Document, Depends(admin_user)]
+AdminUser = Annotated[UserDocument, Depends(admin_user)]

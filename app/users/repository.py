@@ -2,7 +2,7 @@
 collections."""
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from pymongo import ReturnDocument
 from pymongo.errors import OperationFailure
@@ -10,6 +10,7 @@ from pymongo.errors import OperationFailure
 from app.core.db import Document, MongoDatabase, is_duplicate_key, without_id
 from app.core.resources import Resources
 from app.core.schemas import after_cursor
+from app.users.documents import ApiKeyDocument, RefreshTokenDocument, StoredUser, UserDocument
 from app.users.errors import EmailTakenError
 from app.users.schemas import Role, UserStatus
 
@@ -26,27 +27,30 @@ class UserRepository:
         self._listing = resources.reads.database("listing")["users"]
         self._cache = resources.cache
 
-    async def insert(self, user: Document) -> None:
+    async def insert(self, user: StoredUser) -> None:
         try:
-            await self._users.insert_one(user)
+            await self._users.insert_one(cast("Document", user))
         except OperationFailure as error:
             if is_duplicate_key(error):
                 raise EmailTakenError() from None
             raise
 
-    async def by_id(self, user_id: str) -> Document | None:
-        return await self._cache.get_or_load(
-            "user", user_id, lambda: self._users.find_one({"id": user_id}, _PUBLIC)
+    async def by_id(self, user_id: str) -> UserDocument | None:
+        return cast(
+            "UserDocument | None",
+            await self._cache.get_or_load(
+                "user", user_id, lambda: self._users.find_one({"id": user_id}, _PUBLIC)
+            ),
         )
 
     async def password_hash(self, user_id: str) -> str | None:
         user = await self._users.find_one({"id": user_id}, {"_id": 0, "password_hash": 1})
         return user["password_hash"] if user else None
 
-    async def by_email(self, email: str) -> Document | None:
-        return await self._users.find_one({"email": email}, {"_id": 0})
+    async def by_email(self, email: str) -> StoredUser | None:
+        return cast("StoredUser | None", await self._users.find_one({"email": email}, {"_id": 0}))
 
-    async def update(self, user_id: str, fields: dict[str, Any]) -> Document | None:
+    async def update(self, user_id: str, fields: dict[str, Any]) -> StoredUser | None:
         try:
             updated = without_id(
                 await self._users.find_one_and_update(
@@ -60,11 +64,11 @@ class UserRepository:
                 raise EmailTakenError() from None
             raise
         await self._cache.invalidate("user", user_id)
-        return updated
+        return cast("StoredUser | None", updated)
 
     async def set_password(
         self, user_id: str, password_hash: str, now: datetime
-    ) -> Document | None:
+    ) -> StoredUser | None:
         """Stores a new hash and bumps the token version, which voids every access token."""
         updated = without_id(
             await self._users.find_one_and_update(
@@ -77,7 +81,7 @@ class UserRepository:
             )
         )
         await self._cache.invalidate("user", user_id)
-        return updated
+        return cast("StoredUser | None", updated)
 
     async def list(
         self,
@@ -88,7 +92,7 @@ class UserRepository:
         created_to: datetime | None,
         cursor: str | None,
         limit: int,
-    ) -> list[Document]:
+    ) -> list[UserDocument]:
         query: dict[str, Any] = {}
         if status is not None:
             query["status"] = status.value
@@ -103,7 +107,7 @@ class UserRepository:
             query["created_at"] = created
         query.update(after_cursor(cursor))
         found = self._listing.find(query, _PUBLIC).sort([("created_at", -1), ("id", -1)])
-        return await found.limit(limit).to_list()
+        return cast("list[UserDocument]", await found.limit(limit).to_list())
 
     async def count(self) -> int:
         return await self._listing.count_documents({})
@@ -113,20 +117,22 @@ class RefreshTokenRepository:
     def __init__(self, db: MongoDatabase) -> None:
         self._tokens = db["refresh_tokens"]
 
-    async def insert(self, token: Document) -> None:
-        await self._tokens.insert_one(token)
+    async def insert(self, token: RefreshTokenDocument) -> None:
+        await self._tokens.insert_one(cast("Document", token))
 
-    async def consume(self, token_hash: str, now: datetime) -> Document | None:
+    async def consume(self, token_hash: str, now: datetime) -> RefreshTokenDocument | None:
         """Atomically revokes a live token and returns it; None when unknown, used or expired."""
-        return without_id(
+        consumed = without_id(
             await self._tokens.find_one_and_update(
                 {"token_hash": token_hash, "revoked_at": None, "expires_at": {"$gt": now}},
                 {"$set": {"revoked_at": now}},
             )
         )
+        return cast("RefreshTokenDocument | None", consumed)
 
-    async def by_hash(self, token_hash: str) -> Document | None:
-        return await self._tokens.find_one({"token_hash": token_hash}, {"_id": 0})
+    async def by_hash(self, token_hash: str) -> RefreshTokenDocument | None:
+        found = await self._tokens.find_one({"token_hash": token_hash}, {"_id": 0})
+        return cast("RefreshTokenDocument | None", found)
 
     async def revoke_family(self, family_id: str, now: datetime) -> None:
         await self._tokens.update_many(
@@ -143,12 +149,12 @@ class ApiKeyRepository:
     def __init__(self, db: MongoDatabase) -> None:
         self._keys = db["api_keys"]
 
-    async def insert(self, key: Document) -> None:
-        await self._keys.insert_one(key)
+    async def insert(self, key: ApiKeyDocument) -> None:
+        await self._keys.insert_one(cast("Document", key))
 
-    async def list_for_chatbot(self, chatbot_id: str) -> list[Document]:
+    async def list_for_chatbot(self, chatbot_id: str) -> list[ApiKeyDocument]:
         found = self._keys.find({"chatbot_id": chatbot_id, "revoked_at": None}, {"_id": 0})
-        return await found.sort("created_at", -1).to_list()
+        return cast("list[ApiKeyDocument]", await found.sort("created_at", -1).to_list())
 
     async def revoke(self, chatbot_id: str, key_id: str, now: datetime) -> bool:
         result = await self._keys.update_one(
@@ -157,8 +163,9 @@ class ApiKeyRepository:
         )
         return result.modified_count == 1
 
-    async def live_by_hash(self, key_hash: str) -> Document | None:
-        return await self._keys.find_one({"key_hash": key_hash, "revoked_at": None}, {"_id": 0})
+    async def live_by_hash(self, key_hash: str) -> ApiKeyDocument | None:
+        found = await self._keys.find_one({"key_hash": key_hash, "revoked_at": None}, {"_id": 0})
+        return cast("ApiKeyDocument | None", found)
 
     async def touch(self, key_id: str, now: datetime) -> None:
         await self._keys.update_one({"id": key_id}, {"$set": {"last_used_at": now}})

@@ -4,7 +4,6 @@ from datetime import timedelta
 from http import HTTPStatus
 
 from app.core.config import Settings
-from app.core.db import Document
 from app.core.errors import DomainError
 from app.core.security import (
     create_access_token,
@@ -17,6 +16,7 @@ from app.core.security import (
     verify_password,
 )
 from app.core.throttle import FailureCounter
+from app.users.documents import RefreshTokenDocument, StoredUser, UserDocument
 from app.users.errors import AuthenticationError, TooManyAttemptsError
 from app.users.repository import RefreshTokenRepository, UserRepository
 from app.users.schemas import (
@@ -38,22 +38,22 @@ class WrongPasswordError(DomainError):
     title = "Wrong password"
 
 
-def new_user_document(email: str, password: str, name: str | None, role: Role) -> Document:
+def new_user_document(email: str, password: str, name: str | None, role: Role) -> StoredUser:
     now = utcnow()
     return {
         "id": new_id(),
         "email": email,
         "name": name,
         "password_hash": hash_password(password),
-        "role": role.value,
-        "status": UserStatus.ACTIVE.value,
+        "role": role,
+        "status": UserStatus.ACTIVE,
         "token_version": 0,
         "created_at": now,
         "updated_at": now,
     }
 
 
-def user_out(user: Document) -> UserOut:
+def user_out(user: UserDocument) -> UserOut:
     return UserOut.model_validate(user, from_attributes=False)
 
 
@@ -110,7 +110,9 @@ class AuthService:
     async def logout(self, refresh_token: str) -> None:
         await self._tokens.consume(sha256_hex(refresh_token), utcnow())
 
-    async def change_password(self, user: Document, request: PasswordChangeRequest) -> TokenPair:
+    async def change_password(
+        self, user: UserDocument, request: PasswordChangeRequest
+    ) -> TokenPair:
         current_hash = await self._users.password_hash(user["id"])
         if not verify_password(request.current_password, current_hash):
             raise WrongPasswordError("The current password is wrong")
@@ -122,7 +124,7 @@ class AuthService:
         await self._tokens.revoke_all_for_user(user["id"], now)
         return await self._issue(updated, family_id=new_id())
 
-    async def update_profile(self, user: Document, request: UserUpdate) -> UserOut:
+    async def update_profile(self, user: UserDocument, request: UserUpdate) -> UserOut:
         fields = request.model_dump(exclude_unset=True, exclude_none=True)
         if not fields:
             return user_out(user)
@@ -131,20 +133,19 @@ class AuthService:
             raise AuthenticationError("This account no longer exists")
         return user_out(updated)
 
-    async def _issue(self, user: Document, family_id: str) -> TokenPair:
+    async def _issue(self, user: UserDocument, family_id: str) -> TokenPair:
         now = utcnow()
         refresh_token = random_secret()
-        await self._tokens.insert(
-            {
-                "id": new_id(),
-                "user_id": user["id"],
-                "family_id": family_id,
-                "token_hash": sha256_hex(refresh_token),
-                "created_at": now,
-                "expires_at": now + timedelta(days=self._settings.refresh_token_days),
-                "revoked_at": None,
-            }
-        )
+        token: RefreshTokenDocument = {
+            "id": new_id(),
+            "user_id": user["id"],
+            "family_id": family_id,
+            "token_hash": sha256_hex(refresh_token),
+            "created_at": now,
+            "expires_at": now + timedelta(days=self._settings.refresh_token_days),
+            "revoked_at": None,
+        }
+        await self._tokens.insert(token)
         access_token = create_access_token(self._settings, user["id"], user["token_version"])
         return TokenPair(
             access_token=access_token,
