@@ -53,9 +53,13 @@ class BotSmithApp(FastAPI):
         self.before_shutdown: list[Callable[[], Awaitable[None]]] = []
 
 
-async def get_container(connection: HTTPConnection) -> Container:
+def container_of(connection: HTTPConnection) -> Container:
     """The container of the application serving this request or WebSocket."""
     return cast(BotSmithApp, connection.app).container
+
+
+async def get_container(connection: HTTPConnection) -> Container:
+    return container_of(connection)
 
 
 ContainerDep = Annotated[Container, Depends(get_container)]

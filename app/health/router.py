@@ -1,19 +1,9 @@
 """Health endpoints: the seed's /api/health, and the probes Kubernetes uses."""
 
-from typing import Annotated
+from fastapi import APIRouter, Response, status
 
-from fastapi import APIRouter, Depends, Response, status
-
-from app.container import ContainerDep
+from app.health.dependencies import HealthServiceDep
 from app.health.schemas import HealthReport, Liveness, Readiness
-from app.health.service import HealthService
-
-
-async def get_health_service(container: ContainerDep) -> HealthService:
-    return container.health
-
-
-HealthServiceDep = Annotated[HealthService, Depends(get_health_service)]
 
 api_router = APIRouter(tags=["health"])
 probe_router = APIRouter(tags=["health"])

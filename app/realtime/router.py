@@ -25,7 +25,7 @@ from app.chat.dependencies import chat_service
 from app.chat.schemas import ChatRequest
 from app.chatbots.access import owned_chatbot, public_chatbot
 from app.chatbots.documents import ChatbotDocument
-from app.container import Container, get_container
+from app.container import Container, container_of
 from app.core.errors import DomainError
 from app.realtime.hub import POLICY_VIOLATION, Connection, Hub, worker_id
 from app.realtime.metrics import WS_MESSAGES
@@ -88,7 +88,7 @@ async def _chatbot_for(container: Container, caller: Caller, chatbot_id: object)
 
 @router.websocket("/ws")
 async def websocket(socket: WebSocket) -> None:
-    container = await get_container(socket)
+    container = container_of(socket)
     hub = container.hub
     await socket.accept()
     try:

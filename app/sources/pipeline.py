@@ -89,12 +89,12 @@ class IngestionPipeline:
         if chatbot is None or chatbot["status"] == ChatbotStatus.DELETING:
             return
         await self._sources.set_status(source_id, SourceStatus.PROCESSING, utcnow())
-        await self._publish(source, "processing", 0)
+        await self._publish(source, SourceStatus.PROCESSING, 0)
         try:
             await self._ingest(chatbot, source)
         except (ExtractionError, SourceLimitError, FetchError, UnsafeUrlError) as error:
             await self.fail(source_id, str(error))
-            await self._publish(source, "failed", 0, error=str(error))
+            await self._publish(source, SourceStatus.FAILED, 0, error=str(error))
 
     async def _ingest(self, chatbot: ChatbotDocument, source: SourceDocument) -> None:
         pages = await self._pages(source)
@@ -102,7 +102,7 @@ class IngestionPipeline:
         if source["kind"] == SourceKind.URL and digest == source["processed_hash"]:
             # A re-sync found the same pages: nothing to rewrite.
             await self._sources.set_status(source["id"], SourceStatus.READY, utcnow())
-            await self._publish(source, "ready", 100, chunks=source["chunk_count"])
+            await self._publish(source, SourceStatus.READY, 100, chunks=source["chunk_count"])
             return
         text_length = sum(len(page.text) for page in pages)
         await self._check_char_limit(source, text_length)
@@ -121,7 +121,7 @@ class IngestionPipeline:
             progress={"percent": 100, "chunks": len(chunks), "pages": len(pages)},
             error=None,
         )
-        await self._publish(source, "ready", 100, chunks=len(chunks))
+        await self._publish(source, SourceStatus.READY, 100, chunks=len(chunks))
 
     async def _check_char_limit(self, source: SourceDocument, text_length: int) -> None:
         limit = self._settings.ingest_max_chars_per_bot
@@ -149,7 +149,7 @@ class IngestionPipeline:
             await self._sources.update(
                 source["id"], {"progress": {"percent": percent, "chunks": 0, "pages": done}}
             )
-            await self._publish(source, "processing", percent, pages=done)
+            await self._publish(source, SourceStatus.PROCESSING, percent, pages=done)
 
         crawl = CrawlSpec(
             url=spec["url"],
@@ -204,13 +204,13 @@ class IngestionPipeline:
         await self._sources.set_status(source_id, SourceStatus.FAILED, utcnow(), error=reason)
 
     async def _publish(
-        self, source: SourceDocument, state: str, percent: int, **extra: object
+        self, source: SourceDocument, state: SourceStatus, percent: int, **extra: object
     ) -> None:
         event = {
             "type": "source.progress",
             "chatbot_id": source["chatbot_id"],
             "source_id": source["id"],
-            "status": state,
+            "status": state.value,
             "percent": percent,
             **extra,
         }

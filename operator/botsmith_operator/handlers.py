@@ -1,7 +1,7 @@
-"""kopf handlers: thin wiring around the typed reconcile functions."""
+"""kopf handlers: thin wiring around the typed reconcile functions, registered by `register`
+(with the settings `botsmith-operator` was started with), not at import."""
 
 import logging
-import os
 from typing import Any
 
 import kopf
@@ -16,11 +16,26 @@ from botsmith_operator.index_sets import reconcile_index_set
 from botsmith_operator.kube import load_credentials, read_secret_value, write_config_map
 from botsmith_operator.read_policies import reconcile_read_policy
 
-DRIFT_INTERVAL = float(os.environ.get("BOTSMITH_OPERATOR_DRIFT_SECONDS", "300"))
 RETRY_DELAY = 30.0
+READ_POLICY_CHECK_SECONDS = 60.0
 
 
-@kopf.on.startup()
+def register(registry: kopf.OperatorRegistry, drift_seconds: float) -> None:
+    """Registers every handler; index sets are checked for drift every `drift_seconds`."""
+    kopf.on.startup(registry=registry)(configure)
+    kopf.on.cleanup(registry=registry)(close_clients)
+    for plural, handler, interval in (
+        ("mongoindexsets", index_set, drift_seconds),
+        ("mongoreadpolicies", read_policy, READ_POLICY_CHECK_SECONDS),
+    ):
+        kopf.on.resume(GROUP, VERSION, plural, registry=registry)(handler)
+        kopf.on.create(GROUP, VERSION, plural, registry=registry)(handler)
+        kopf.on.update(GROUP, VERSION, plural, field="spec", registry=registry)(handler)
+        kopf.timer(
+            GROUP, VERSION, plural, interval=interval, initial_delay=interval, registry=registry
+        )(handler)
+
+
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.posting.level = logging.INFO
     settings.persistence.finalizer = f"{GROUP}/finalizer"
@@ -28,7 +43,6 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     await load_credentials()
 
 
-@kopf.on.cleanup()
 async def close_clients(memo: kopf.Memo, **_: Any) -> None:
     for mongo in memo.clients.values():
         await mongo.close()
@@ -43,10 +57,6 @@ async def _client(memo: kopf.Memo, namespace: str, ref: dict[str, Any]) -> Mongo
     return mongo
 
 
-@kopf.on.resume(GROUP, VERSION, "mongoindexsets")
-@kopf.on.create(GROUP, VERSION, "mongoindexsets")
-@kopf.on.update(GROUP, VERSION, "mongoindexsets", field="spec")
-@kopf.timer(GROUP, VERSION, "mongoindexsets", interval=DRIFT_INTERVAL, initial_delay=DRIFT_INTERVAL)
 async def index_set(
     body: kopf.Body,
     spec: kopf.Spec,
@@ -93,10 +103,6 @@ async def index_set(
         )
 
 
-@kopf.on.resume(GROUP, VERSION, "mongoreadpolicies")
-@kopf.on.create(GROUP, VERSION, "mongoreadpolicies")
-@kopf.on.update(GROUP, VERSION, "mongoreadpolicies", field="spec")
-@kopf.timer(GROUP, VERSION, "mongoreadpolicies", interval=60.0, initial_delay=60.0)
 async def read_policy(
     body: kopf.Body,
     spec: kopf.Spec,

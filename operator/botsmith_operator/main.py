@@ -2,11 +2,14 @@
 
 import argparse
 import asyncio
+import os
 from collections.abc import Sequence
 
 import kopf
 
-import botsmith_operator.handlers  # noqa: F401  (registers the handlers)
+from botsmith_operator.handlers import register
+
+DEFAULT_DRIFT_SECONDS = 300.0
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -18,13 +21,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--liveness", default="http://0.0.0.0:8080/healthz", help="liveness endpoint URL"
     )
+    parser.add_argument(
+        "--drift-seconds",
+        type=float,
+        default=float(os.environ.get("BOTSMITH_OPERATOR_DRIFT_SECONDS", DEFAULT_DRIFT_SECONDS)),
+        help="how often index sets are checked for drift "
+        "(default $BOTSMITH_OPERATOR_DRIFT_SECONDS, else 300)",
+    )
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     if not args.namespace and not args.all_namespaces:
         parser.error("give --namespace NAME (repeatable) or --all-namespaces")
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.JSON)
+    registry = kopf.OperatorRegistry()
+    register(registry, args.drift_seconds)
     asyncio.run(
         kopf.operator(
+            registry=registry,
             standalone=True,
             clusterwide=args.all_namespaces,
             namespaces=args.namespace,
