@@ -1,7 +1,7 @@
 # The two commands: `make dev` runs the service, `make test` runs every check.
 .PHONY: dev test install services stop lint format clean kind kind-test bench-http bench-retrieval bench-ws bench-analytics
 
-dev:  ## install, start FerretDB and Redis, run the API in the foreground
+dev:  ## install, start FerretDB and Redis, run the API and an ingestion worker in the foreground
 	bash scripts/dev.sh
 
 test:  ## install, start the test services, run ruff, mypy and pytest, stop the services

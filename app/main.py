@@ -49,6 +49,7 @@ def open_container(settings: Settings, database_prepared: asyncio.Event) -> Cont
     worker."""
     resources = open_resources(settings)
     pipeline = IngestionPipeline.over(resources)
+    ingest_queue = IngestQueue(resources.redis, settings.ingest_stream, pipeline.process)
     return Container(
         resources=resources,
         rate_limiter=RateLimiter(resources.redis, resources.redis_circuit),
@@ -59,13 +60,13 @@ def open_container(settings: Settings, database_prepared: asyncio.Event) -> Cont
             settings.login_failure_window_seconds,
         ),
         retrieval_indexes=RetrievalIndexes(),
-        ingest_queue=IngestQueue(resources.redis, settings.ingest_stream, pipeline.process),
+        ingest_queue=ingest_queue,
         hub=Hub(
             settings.websocket_max_connections,
             settings.websocket_max_per_user,
             settings.websocket_send_queue,
         ),
-        health=HealthService(resources, database_prepared),
+        health=HealthService(resources, database_prepared, ingest_queue),
     )
 
 

@@ -5,6 +5,9 @@ import httpx
 from tests.conftest import StartApi
 from tests.support.processes import FerretDB, free_port, poll_until
 
+# No test here runs an ingestion worker: readiness reports that, and stays ready for it.
+NO_WORKER = "no worker seen for 30 s: sources stay pending"
+
 
 def test_health_has_exactly_the_seed_shape_with_the_configured_values(start_api: StartApi) -> None:
     api = start_api(
@@ -46,6 +49,7 @@ def test_health_says_unhealthy_when_nothing_listens_at_the_database_address(
         "mongodb": "unreachable",
         "indexes": "pending",
         "redis": "ok",
+        "ingestion": NO_WORKER,
     }
     assert live.status_code == 200
 
@@ -60,7 +64,12 @@ def test_readyz_follows_the_database_going_away_and_coming_back_without_a_restar
         down = poll_until(lambda: client.get("/readyz"), lambda r: r.status_code == 503, 8)
         assert down.json() == {
             "status": "not_ready",
-            "checks": {"mongodb": "unreachable", "indexes": "ok", "redis": "ok"},
+            "checks": {
+                "mongodb": "unreachable",
+                "indexes": "ok",
+                "redis": "ok",
+                "ingestion": NO_WORKER,
+            },
         }
         assert client.get("/livez").status_code == 200
 
@@ -77,7 +86,12 @@ def test_readyz_is_503_when_redis_is_configured_but_unreachable(start_api: Start
             lambda: client.get("/readyz"), lambda r: r.json()["checks"]["indexes"] == "ok", 10
         )
     assert response.status_code == 503
-    assert response.json()["checks"] == {"mongodb": "ok", "indexes": "ok", "redis": "unreachable"}
+    assert response.json()["checks"] == {
+        "mongodb": "ok",
+        "indexes": "ok",
+        "redis": "unreachable",
+        "ingestion": "unknown (redis unreachable)",
+    }
 
 
 def test_without_redis_url_readiness_reports_the_in_process_fallback(start_api: StartApi) -> None:

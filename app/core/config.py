@@ -128,6 +128,8 @@ class Settings(BaseSettings):
     ingest_max_chars_per_bot: PositiveInt = 5_000_000
     ingest_stream: str = "botsmith:ingest"
     ingest_reclaim_seconds: PositiveFloat = 60.0
+    # A worker not seen for this long counts as gone: pending sources and /readyz then say so.
+    ingest_worker_stale_seconds: PositiveFloat = 30.0
     # Hosts or networks that URL sources may reach although they are private (an intranet).
     ingest_url_allowlist: Annotated[tuple[str, ...], NoDecode] = ()
     ingest_fetch_timeout_seconds: PositiveFloat = 10.0

@@ -17,6 +17,7 @@ from app.core.redis import RedisClient
 
 logger = logging.getLogger(__name__)
 CHANNEL_PREFIX = "botsmith:events:"
+RELAY_POLL_SECONDS = 1.0
 
 Listener = Callable[[str, dict[str, object]], Awaitable[None]]
 
@@ -59,10 +60,14 @@ class EventBus:
         assert self._redis is not None
         while True:
             try:
-                async with self._redis.pubsub() as pubsub:
+                async with self._redis.pubsub(ignore_subscribe_messages=True) as pubsub:
                     await pubsub.psubscribe(CHANNEL_PREFIX + "*")
-                    async for message in pubsub.listen():
-                        if message["type"] != "pmessage":
+                    while True:
+                        # A bounded wait: a quiet channel is not a lost connection (listen()
+                        # would hit the client's socket timeout and drop events while it
+                        # reconnects).
+                        message = await pubsub.get_message(timeout=RELAY_POLL_SECONDS)
+                        if message is None or message["type"] != "pmessage":
                             continue
                         channel = message["channel"].decode()
                         await self._deliver(channel, json.loads(message["data"]))

@@ -5,8 +5,11 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import cast
 
+from redis.exceptions import RedisError
+
 from app.core.resources import Resources
 from app.health.schemas import ConnectionPool, HealthReport, Readiness, Scalability
+from app.sources.queue import IngestQueue
 
 REDIS_FALLBACK = "in-process fallback (REDIS_URL not set)"
 
@@ -40,10 +43,13 @@ class CachedProbe:
 
 
 class HealthService:
-    def __init__(self, resources: Resources, database_prepared: asyncio.Event) -> None:
+    def __init__(
+        self, resources: Resources, database_prepared: asyncio.Event, ingest_queue: IngestQueue
+    ) -> None:
         settings = resources.settings
         self._resources = resources
         self._database_prepared = database_prepared
+        self._ingest_queue = ingest_queue
         timeout, ttl = settings.health_check_timeout_seconds, settings.health_cache_seconds
         self._mongo = CachedProbe(lambda: resources.mongo.admin.command("ping"), timeout, ttl)
         redis = resources.redis
@@ -85,4 +91,18 @@ class HealthService:
             redis_ok = await self._redis.healthy()
             checks["redis"] = "ok" if redis_ok else "unreachable"
             ready = ready and redis_ok
+        checks["ingestion"] = await self._ingestion()
         return Readiness(status="ready" if ready else "not_ready", checks=checks)
+
+    async def _ingestion(self) -> str:
+        """Whether queued sources are being processed. Reported, not required: API pods serve
+        without a worker, and a missing worker must not take them out of the load balancer."""
+        stale = self._resources.settings.ingest_worker_stale_seconds
+        try:
+            async with asyncio.timeout(self._resources.settings.health_check_timeout_seconds):
+                live = await self._ingest_queue.live_workers(stale)
+        except (RedisError, TimeoutError):
+            return "unknown (redis unreachable)"
+        if live is None:
+            return "in-process (no REDIS_URL)"
+        return "ok" if live else f"no worker seen for {stale:g} s: sources stay pending"

@@ -81,6 +81,10 @@ class SourceOut(BaseModel):
     url: str | None = None
     status: SourceStatus
     error: str | None = None
+    notice: str | None = Field(
+        default=None,
+        description="Why a pending source is not being processed yet (no ingestion worker)",
+    )
     progress: Progress
     char_count: int | None = None
     chunk_count: int = 0

@@ -4,6 +4,7 @@ Turning a source into chunks is the pipeline's job (`app.sources.pipeline`)."""
 import hashlib
 
 from bson import Binary
+from redis.exceptions import RedisError
 
 from app.chatbots.documents import ChatbotDocument
 from app.chatbots.repository import ChatbotRepository
@@ -32,11 +33,13 @@ from app.sources.schemas import (
 )
 
 
-def source_out(source: SourceDocument) -> SourceOut:
+def source_out(source: SourceDocument, waiting: str | None = None) -> SourceOut:
+    """The API view; `waiting` says why a pending source is not being processed."""
     file, crawl = source.get("file"), source.get("crawl")
     filename = file["filename"] if file else None
     url = crawl["url"] if crawl else None
-    return SourceOut.model_validate({**source, "filename": filename, "url": url})
+    notice = waiting if source["status"] == SourceStatus.PENDING else None
+    return SourceOut.model_validate({**source, "filename": filename, "url": url, "notice": notice})
 
 
 class SourceService:
@@ -148,16 +151,34 @@ class SourceService:
         }
         await self._sources.insert(source)
         await self._queue.submit(source["id"])
-        return source_out(source)
+        return source_out(source, await self._waiting([source]))
 
     async def list_sources(self, chatbot: ChatbotDocument) -> list[SourceOut]:
-        return [source_out(s) for s in await self._sources.list_for_chatbot(chatbot["id"])]
+        sources = await self._sources.list_for_chatbot(chatbot["id"])
+        waiting = await self._waiting(sources)
+        return [source_out(source, waiting) for source in sources]
 
     async def get(self, chatbot: ChatbotDocument, source_id: str) -> SourceOut:
         source = await self._sources.get(chatbot["id"], source_id)
         if source is None:
             raise SourceNotFoundError()
-        return source_out(source)
+        return source_out(source, await self._waiting([source]))
+
+    async def _waiting(self, sources: list[SourceDocument]) -> str | None:
+        """Why pending sources wait, when no ingestion worker has been seen for a while."""
+        if all(source["status"] != SourceStatus.PENDING for source in sources):
+            return None
+        stale = self._settings.ingest_worker_stale_seconds
+        try:
+            live = await self._queue.live_workers(stale)
+        except RedisError:
+            return None  # /readyz reports Redis itself
+        if live != 0:  # None: this process ingests
+            return None
+        return (
+            f"Waiting for an ingestion worker: none has been seen for {stale:g} s. "
+            "Start one with `botsmith worker` (`make dev` runs one)."
+        )
 
     async def delete(self, chatbot: ChatbotDocument, source_id: str) -> None:
         if await self._sources.get(chatbot["id"], source_id) is None:
@@ -172,4 +193,4 @@ class SourceService:
         if source is None:
             raise SourceNotFoundError()
         await self._queue.submit(source_id)
-        return source_out(source)
+        return source_out(source, await self._waiting([source]))

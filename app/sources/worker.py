@@ -6,6 +6,7 @@ chunks are replaced, and unchanged content is skipped), so a job done twice is d
 """
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -22,7 +23,7 @@ from app.core.redis import RedisClient
 from app.core.resources import close_resources, open_resources
 from app.sources.metrics import INGEST_BACKLOG, INGEST_JOBS
 from app.sources.pipeline import IngestionPipeline
-from app.sources.queue import GROUP
+from app.sources.queue import GROUP, worker_heartbeats
 
 logger = logging.getLogger(__name__)
 
@@ -47,12 +48,12 @@ async def run_worker(settings: Settings) -> None:
         logger.info("worker metrics on %s:%d/metrics", settings.host, settings.worker_metrics_port)
     if settings.mongo_ensure_indexes:  # off where the operator owns the indexes
         await ensure_indexes(db)
-    try:
-        await redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
-    except ResponseError as error:
-        if "BUSYGROUP" not in str(error):
-            raise
+    await _create_group(redis, stream)
     logger.info("worker %s reading %s (group %s)", consumer, stream, GROUP)
+    heartbeats = worker_heartbeats(redis, stream)
+    beating = asyncio.create_task(
+        heartbeats.beat_every(consumer, min(5.0, settings.ingest_worker_stale_seconds / 3))
+    )
     try:
         while not stopping.is_set():
             try:
@@ -62,6 +63,12 @@ async def run_worker(settings: Settings) -> None:
                 )
                 fresh = await redis.xreadgroup(GROUP, consumer, {stream: ">"}, count=10, block=1000)
             except RedisError as error:
+                if isinstance(error, ResponseError) and "NOGROUP" in str(error):
+                    # Redis lost the stream or the group (a restart without persistence).
+                    logger.warning("consumer group %s is gone; creating it again", GROUP)
+                    with contextlib.suppress(RedisError):
+                        await _create_group(redis, stream)
+                    continue
                 logger.warning("redis unavailable, retrying: %s", error)
                 await asyncio.sleep(1)
                 continue
@@ -88,8 +95,17 @@ async def run_worker(settings: Settings) -> None:
                 if stopping.is_set():
                     break
     finally:
+        await heartbeats.stop(beating, consumer)
         await close_resources(resources)
         logger.info("worker %s stopped", consumer)
+
+
+async def _create_group(redis: RedisClient, stream: str) -> None:
+    try:
+        await redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
+    except ResponseError as error:
+        if "BUSYGROUP" not in str(error):
+            raise
 
 
 async def _record_backlog(redis: RedisClient, stream: str) -> None:
