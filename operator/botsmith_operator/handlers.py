@@ -22,6 +22,8 @@ READ_POLICY_CHECK_SECONDS = 60.0
 
 def register(registry: kopf.OperatorRegistry, drift_seconds: float) -> None:
     """Registers every handler; index sets are checked for drift every `drift_seconds`."""
+    # The Kubernetes login: the same kubernetes_asyncio configuration the handlers use.
+    kopf.on.login(registry=registry)(kopf.login_via_async_client)
     kopf.on.startup(registry=registry)(configure)
     kopf.on.cleanup(registry=registry)(close_clients)
     for plural, handler, interval in (
