@@ -1,5 +1,5 @@
 # The two commands: `make dev` runs the service, `make test` runs every check.
-.PHONY: dev test install services stop lint format clean kind kind-test bench-http bench-retrieval bench-ws bench-analytics
+.PHONY: dev test install services stop lint format clean kind kind-test bench-http bench-retrieval bench-ws bench-analytics widget-hash
 
 dev:  ## install, start FerretDB and Redis, run the API and an ingestion worker in the foreground
 	bash scripts/dev.sh
@@ -22,6 +22,9 @@ lint:  ## ruff, mypy and the import contracts only
 	.venv/bin/mypy
 	.venv/bin/mypy --strict k8s-tests
 	.venv/bin/lint-imports --no-cache
+
+widget-hash:  ## write the widget's versioned path and integrity hash into the README
+	.venv/bin/python scripts/widget_hash.py
 
 format:
 	.venv/bin/ruff check --fix app operator tests k8s-tests

@@ -17,6 +17,7 @@ from app.realtime.router import router as realtime_router
 from app.retrieval.router import router as retrieval_router
 from app.sources.router import router as sources_router
 from app.users.router import auth_router, users_router
+from app.widget.router import router as widget_router
 
 API_ROUTERS: tuple[APIRouter, ...] = (
     health_api_router,
@@ -32,7 +33,7 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     realtime_router,
     analytics_router,
 )
-ROOT_ROUTERS: tuple[APIRouter, ...] = (probe_router, metrics_router)
+ROOT_ROUTERS: tuple[APIRouter, ...] = (probe_router, metrics_router, widget_router)
 
 PATH_RULES = PathRules(
     unlimited=frozenset({"/livez", "/readyz", "/metrics"}),

@@ -2,7 +2,8 @@
 # Installs everything the service needs, idempotently: the Python 3.13 virtualenv with the locked
 # dependencies, Debian's redis-server and prometheus, and the FerretDB and Helm binaries (built
 # from the Go module proxy, cached under .cache/bin). `bootstrap.sh test` adds what only the tests
-# use: kube-apiserver and etcd for k8s-tests, and checkov for the chart checks.
+# use: kube-apiserver and etcd for k8s-tests, checkov for the chart checks, and Debian's chromium
+# for the widget's browser tests.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -81,6 +82,15 @@ install_checkov() {
   touch "$venv/bin/checkov"
 }
 
+install_chromium() {
+  command -v chromium >/dev/null 2>&1 && return
+  log "installing Debian's chromium (the widget's tests drive it headless)"
+  [ "$(id -u)" -eq 0 ] || die "need root (or sudo) to apt-get install chromium"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
+}
+
 if [ "${1:-}" = "test" ]; then
   # The version Kubernetes' own release build stamps in; clients (Helm among them) read it.
   k8s_version="v1.37.2"
@@ -91,4 +101,5 @@ if [ "${1:-}" = "test" ]; then
   build_go_tool kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$apiserver_ldflags"
   build_go_tool etcd go.etcd.io/etcd/server/v3
   install_checkov
+  install_chromium
 fi

@@ -42,7 +42,10 @@ trap stop EXIT
 trap 'exit 130' INT TERM
 
 cat >&2 <<MSG
-==> BotSmith API on http://127.0.0.1:$PORT  (docs: /docs, health: /api/health, metrics: /metrics)
+==> BotSmith API on http://127.0.0.1:$PORT
+    API docs:     http://127.0.0.1:$PORT/docs      health: /api/health, /readyz   metrics: /metrics
+    widget demo:  http://127.0.0.1:$PORT/widget/demo?chatbot_id=<a public bot's id>
+    first steps:  README.md, "First five minutes"
     ingestion worker running (log: .run/dev/worker.log)
     MongoDB wire (FerretDB): $MONGO_URL   Redis: $REDIS_URL
     Ctrl-C stops the API and the worker; 'make stop' stops FerretDB and Redis.

@@ -3,12 +3,18 @@ the bot's allowed origins, and the stricter `public` rate limit (the /api/public
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Response, status
+from fastapi import APIRouter, Header, Path, Response, status
 from fastapi.responses import StreamingResponse
 
 from app.chat.access import visitor_conversation
-from app.chat.dependencies import ChatServiceDep
-from app.chat.schemas import ChatResponse, PublicChatbot, PublicChatRequest
+from app.chat.dependencies import ChatServiceDep, ConversationServiceDep
+from app.chat.schemas import (
+    ChatResponse,
+    MessageOut,
+    PublicChatbot,
+    PublicChatRequest,
+    PublicFeedback,
+)
 from app.chat.sse import sse_response
 from app.chatbots.dependencies import PublicBot
 from app.core.errors import problem_responses
@@ -25,6 +31,11 @@ def _allow(response: Response, origin: str | None) -> None:
         response.headers["Vary"] = "Origin"
 
 
+@router.options(
+    "/messages/{message_id}/feedback",
+    status_code=status.HTTP_204_NO_CONTENT,
+    include_in_schema=False,
+)
 @router.options("/chat", status_code=status.HTTP_204_NO_CONTENT, include_in_schema=False)
 @router.options("", status_code=status.HTTP_204_NO_CONTENT, include_in_schema=False)
 async def preflight(chatbot: PublicBot, response: Response, origin: Origin = None) -> None:
@@ -59,3 +70,17 @@ async def widget_chat(
         return streaming
     _allow(response, origin)
     return await service.answer_in(chatbot, body, conversation)
+
+
+@router.post("/messages/{message_id}/feedback", responses=problem_responses(403, 404, 422, 429))
+async def widget_feedback(
+    message_id: Annotated[str, Path(max_length=64)],
+    body: PublicFeedback,
+    chatbot: PublicBot,
+    service: ConversationServiceDep,
+    response: Response,
+    origin: Origin = None,
+) -> MessageOut:
+    """A visitor's thumbs up or down on an answer in one of their own conversations."""
+    _allow(response, origin)
+    return await service.visitor_feedback(chatbot, message_id, body)

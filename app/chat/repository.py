@@ -63,6 +63,12 @@ class ConversationRepository:
         async for message in found.sort([("timestamp", 1), ("id", 1)]).batch_size(500):
             yield message
 
+    async def message(self, chatbot_id: str, message_id: str) -> MessageDocument | None:
+        found = await self._messages.find_one(
+            {"id": message_id, "chatbot_id": chatbot_id}, {"_id": 0}
+        )
+        return cast("MessageDocument | None", found)
+
     async def recent_turns(
         self, conversation_id: str, before_id: str, limit: int = 6
     ) -> list[dict[str, str]]:

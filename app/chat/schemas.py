@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
+from app.chatbots.schemas import Appearance
 from app.core.schemas import RequestModel
 
 MessageRole = Literal["user", "assistant"]
@@ -72,12 +73,24 @@ class MessageOut(BaseModel):
     answered: bool | None = None
     citations: list[Citation] = Field(default_factory=list)
     latency_ms: int | None = None
-    feedback: "Feedback | None" = None
+    feedback: "FeedbackOut | None" = None
 
 
 class Feedback(RequestModel):
     rating: Rating
     comment: Annotated[str, Field(max_length=2000)] | None = None
+
+
+class FeedbackOut(BaseModel):
+    rating: Rating
+    comment: str | None = None
+    at: datetime | None = Field(default=None, description="When it was given")
+
+
+class PublicFeedback(Feedback):
+    """A widget visitor's rating of an answer in one of their own conversations."""
+
+    session_id: SessionId
 
 
 class ConversationDetail(BaseModel):
@@ -100,3 +113,4 @@ class PublicChatbot(BaseModel):
     id: str
     name: str
     welcome_message: str
+    appearance: Appearance = Appearance()

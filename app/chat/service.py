@@ -27,6 +27,7 @@ from app.chat.schemas import (
     ConversationOut,
     Feedback,
     MessageOut,
+    PublicFeedback,
 )
 from app.chatbots.documents import ChatbotDocument
 from app.core.errors import DomainError, NotFoundError
@@ -297,6 +298,21 @@ class ConversationService:
             raise ConversationNotFoundError()
         await self._conversations.delete(conversation_id)
 
+    async def visitor_feedback(
+        self, chatbot: ChatbotDocument, message_id: str, feedback: PublicFeedback
+    ) -> MessageOut:
+        """A visitor rates an answer of their own conversation; any other answer looks missing."""
+        message = await self._conversations.message(chatbot["id"], message_id)
+        conversation = (
+            await self._conversations.get(chatbot["id"], message["conversation_id"])
+            if message is not None
+            else None
+        )
+        if conversation is None or conversation["session_id"] != feedback.session_id:
+            raise MessageNotFoundError()
+        rating = Feedback(rating=feedback.rating, comment=feedback.comment)
+        return await self.feedback(chatbot, message_id, rating)
+
     async def feedback(
         self, chatbot: ChatbotDocument, message_id: str, feedback: Feedback
     ) -> MessageOut:
@@ -318,7 +334,7 @@ class ConversationService:
                 "rating": feedback.rating,
             },
         )
-        return MessageOut.model_validate({**message, "feedback": feedback})
+        return MessageOut.model_validate({**message, "feedback": stored})
 
     async def export(self, chatbot: ChatbotDocument, kind: str) -> AsyncIterator[bytes]:
         """Every message of the bot as JSON Lines or CSV, produced as it is read."""

@@ -2,8 +2,9 @@
 use (the rules are in `app.chatbots.access`)."""
 
 from typing import Annotated
+from urllib.parse import urlsplit
 
-from fastapi import Depends, Header, Path
+from fastapi import Depends, Header, Path, Request
 
 from app.chatbots.access import chatbot_for_key, owned_chatbot, public_chatbot
 from app.chatbots.documents import ChatbotDocument
@@ -55,8 +56,13 @@ BotCaller = Annotated[ChatbotDocument, Depends(get_bot_for_caller)]
 async def get_public_chatbot(
     chatbot_id: ChatbotId,
     container: ContainerDep,
+    request: Request,
     origin: Annotated[str | None, Header()] = None,
 ) -> ChatbotDocument:
+    # The hosted chat page (/chat/{id}) is served by this API: its own origin is not a
+    # cross-origin embed and needs no allow-listing.
+    if origin is not None and urlsplit(origin).netloc == request.headers.get("host"):
+        origin = None
     return await public_chatbot(container.resources, chatbot_id, origin)
 
 

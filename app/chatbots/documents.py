@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import NotRequired, TypedDict
 
-from app.chatbots.schemas import ChatbotStatus, Provider, Visibility
+from app.chatbots.schemas import ChatbotStatus, Position, Provider, Theme, Visibility
 
 
 class ModelSettingsDocument(TypedDict):
@@ -20,6 +20,15 @@ class RetrievalSettingsDocument(TypedDict):
     chunk_overlap: int
 
 
+class AppearanceDocument(TypedDict):
+    accent_color: str
+    position: Position
+    title: str
+    avatar_url: str | None
+    theme: Theme
+    suggested_questions: list[str]
+
+
 class ChatbotDocument(TypedDict):
     id: str
     user_id: str
@@ -34,5 +43,7 @@ class ChatbotDocument(TypedDict):
     status: ChatbotStatus
     created_at: datetime
     updated_at: datetime
+    # Absent on bots created before the widget settings (read as the defaults).
+    appearance: NotRequired[AppearanceDocument]
     # Absent until the bot's knowledge first changes (read as 0).
     knowledge_version: NotRequired[int]

@@ -4,7 +4,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import AfterValidator, BaseModel, Field, HttpUrl, model_validator
 
 from app.core.schemas import RequestModel
 
@@ -47,6 +47,43 @@ class RetrievalSettings(RequestModel):
         return self
 
 
+HexColor = Annotated[str, Field(pattern=r"^#[0-9a-fA-F]{6}$", examples=["#2563eb"])]
+Position = Literal["bottom-right", "bottom-left"]
+Theme = Literal["light", "dark", "auto"]
+WidgetTitle = Annotated[str, Field(max_length=60)]
+SuggestedQuestion = Annotated[str, Field(min_length=1, max_length=120)]
+SuggestedQuestions = Annotated[list[SuggestedQuestion], Field(max_length=4)]
+
+
+def _https_only(url: HttpUrl) -> HttpUrl:
+    if url.scheme != "https":
+        raise ValueError("the avatar must be an https URL")
+    return url
+
+
+AvatarUrl = Annotated[HttpUrl, Field(max_length=500), AfterValidator(_https_only)]
+
+
+class Appearance(RequestModel):
+    """How the widget looks: colours, place on the page, title, avatar, theme, suggestions."""
+
+    accent_color: HexColor = "#2563eb"
+    position: Position = "bottom-right"
+    title: WidgetTitle = Field(default="", description="Shown in the panel; empty: the bot's name")
+    avatar_url: AvatarUrl | None = None
+    theme: Theme = "auto"
+    suggested_questions: SuggestedQuestions = Field(default_factory=list)
+
+
+class AppearanceUpdate(RequestModel):
+    accent_color: HexColor | None = None
+    position: Position | None = None
+    title: WidgetTitle | None = None
+    avatar_url: AvatarUrl | None = None
+    theme: Theme | None = None
+    suggested_questions: SuggestedQuestions | None = None
+
+
 Name = Annotated[str, Field(min_length=1, max_length=100)]
 Description = Annotated[str, Field(max_length=1000)]
 SystemPrompt = Annotated[str, Field(max_length=8000)]
@@ -64,6 +101,7 @@ class ChatbotCreate(RequestModel):
     visibility: Visibility = Visibility.PRIVATE
     allowed_origins: Origins = Field(default_factory=list)
     status: SettableStatus = ChatbotStatus.ACTIVE
+    appearance: Appearance = Appearance()
 
 
 class ModelSettingsUpdate(RequestModel):
@@ -92,11 +130,13 @@ class ChatbotUpdate(RequestModel):
     visibility: Visibility | None = None
     allowed_origins: Origins | None = None
     status: SettableStatus | None = None
+    appearance: AppearanceUpdate | None = None
 
     def to_set(self) -> dict[str, Any]:
         """The $set document: dotted paths for nested settings, so siblings are kept."""
         fields: dict[str, Any] = {}
-        for name, value in self.model_dump(exclude_unset=True, exclude_none=True).items():
+        sent = self.model_dump(mode="json", exclude_unset=True, exclude_none=True)
+        for name, value in sent.items():
             if isinstance(value, dict):
                 fields.update({f"{name}.{key}": inner for key, inner in value.items()})
             else:
@@ -116,5 +156,6 @@ class ChatbotOut(BaseModel):
     visibility: Visibility
     allowed_origins: list[str]
     status: ChatbotStatus
+    appearance: Appearance = Appearance()  # bots created before the widget settings get defaults
     created_at: datetime
     updated_at: datetime

@@ -1,8 +1,9 @@
 """Chatbot rules: ownership is settled by the owned_chatbot dependency before these run."""
 
 import logging
+from typing import cast
 
-from app.chatbots.documents import ChatbotDocument
+from app.chatbots.documents import AppearanceDocument, ChatbotDocument
 from app.chatbots.repository import ChatbotRepository
 from app.chatbots.schemas import ChatbotCreate, ChatbotOut, ChatbotUpdate
 from app.core.errors import NotFoundError, UnprocessableError
@@ -52,6 +53,7 @@ class ChatbotService:
             "visibility": request.visibility,
             "allowed_origins": list(request.allowed_origins),
             "status": request.status,
+            "appearance": cast("AppearanceDocument", request.appearance.model_dump(mode="json")),
             "created_at": now,
             "updated_at": now,
         }

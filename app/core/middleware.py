@@ -232,6 +232,15 @@ class RateLimitMiddleware:
                 await send({"type": "websocket.close", "code": 1008, "reason": "rate limited"})
                 return
             detail = f"Rate limit exceeded; retry in {decision.retry_after} s"
+            origin = _header(scope, b"origin")
+            if origin and kind == "public":
+                # The widget on a customer's page must be able to read why it was refused.
+                headers = [
+                    *headers,
+                    (b"access-control-allow-origin", origin.encode("latin-1")),
+                    (b"access-control-expose-headers", b"Retry-After"),
+                    (b"vary", b"Origin"),
+                ]
             await send_problem(send, HTTPStatus.TOO_MANY_REQUESTS, detail, scope["path"], headers)
             return
         if scope["type"] == "websocket":
