@@ -404,7 +404,9 @@ def test_conversations_are_listed_paged_rated_exported_and_deleted(
         headers=owner.headers,
     )
     assert rated.status_code == 200
-    assert rated.json()["feedback"] == {"rating": "down", "comment": "Too short"}
+    feedback = rated.json()["feedback"]
+    assert (feedback["rating"], feedback["comment"]) == ("down", "Too short")
+    assert feedback["at"] is not None  # when it was given
     assert_problem(
         client.post(
             f"/api/chatbots/{bot}/messages/nope/feedback",
@@ -471,7 +473,12 @@ def test_the_widget_serves_public_bots_to_their_allowed_origins_only(
     assert_problem(client.post(url, json={"message": "hi"}), 422)  # a visitor session is required
     assert_problem(client.post(f"/api/public/chatbots/{private_bot}/chat", json=visitor), 404)
     config = client.get(f"/api/public/chatbots/{bot}", headers={"Origin": shop}).json()
-    assert config == {"id": bot, "name": "Support bot", "welcome_message": "Hi! How can I help?"}
+    assert {key: config[key] for key in ("id", "name", "welcome_message")} == {
+        "id": bot,
+        "name": "Support bot",
+        "welcome_message": "Hi! How can I help?",
+    }
+    assert config["appearance"]["position"] == "bottom-right"  # the widget's defaults
 
     other_visitor = {
         **visitor,
