@@ -1,5 +1,5 @@
 # The two commands: `make dev` runs the service, `make test` runs every check.
-.PHONY: dev test install services stop lint format clean kind kind-test bench-http bench-retrieval bench-ws bench-analytics widget-hash
+.PHONY: dev test install services stop lint format clean kind kind-test bench-http bench-retrieval bench-ws bench-analytics bench-cpu widget-hash
 
 dev:  ## install, start FerretDB and Redis, run the API and an ingestion worker in the foreground
 	bash scripts/dev.sh
@@ -60,6 +60,11 @@ bench-retrieval:  ## ingestion throughput and retrieval latency at 1k, 10k and 1
 bench-ws:  ## 10,000 held WebSockets (server RSS) and broadcast latency to 1,000 subscribers
 	bash scripts/bootstrap.sh
 	.venv/bin/python bench/ws_bench.py $(ARGS)
+
+bench-cpu:  ## CPU time per request of the hot routes, alternating between source trees (ARGS="/tmp/before .")
+	bash scripts/bootstrap.sh
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	.venv/bin/python bench/cpu_per_request.py $(ARGS)
 
 bench-analytics:  ## analytics p95, cold and cached, for a bot with 100,000 messages over 30 days
 	bash scripts/bootstrap.sh

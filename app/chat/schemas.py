@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from app.chatbots.schemas import Appearance
+from app.chatbots.schemas import AppearanceOut
 from app.core.schemas import RequestModel
 
 MessageRole = Literal["user", "assistant"]
@@ -113,4 +113,4 @@ class PublicChatbot(BaseModel):
     id: str
     name: str
     welcome_message: str
-    appearance: Appearance = Appearance()
+    appearance: AppearanceOut = AppearanceOut()

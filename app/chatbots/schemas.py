@@ -75,6 +75,17 @@ class Appearance(RequestModel):
     suggested_questions: SuggestedQuestions = Field(default_factory=list)
 
 
+class AppearanceOut(BaseModel):
+    """The stored appearance as responses show it (validated when it was written)."""
+
+    accent_color: str = "#2563eb"
+    position: Position = "bottom-right"
+    title: str = ""
+    avatar_url: str | None = None
+    theme: Theme = "auto"
+    suggested_questions: list[str] = Field(default_factory=list)
+
+
 class AppearanceUpdate(RequestModel):
     accent_color: HexColor | None = None
     position: Position | None = None
@@ -156,6 +167,6 @@ class ChatbotOut(BaseModel):
     visibility: Visibility
     allowed_origins: list[str]
     status: ChatbotStatus
-    appearance: Appearance = Appearance()  # bots created before the widget settings get defaults
+    appearance: AppearanceOut = AppearanceOut()  # bots from before the widget settings: defaults
     created_at: datetime
     updated_at: datetime
