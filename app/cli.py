@@ -34,22 +34,25 @@ def _read_password(args: argparse.Namespace) -> str | None:
             raise CommandError(f"the variable {args.password_env} is not set")
         return value
     if sys.stdin.isatty():
-        return getpass.getpass("Password (empty to promote an existing account): ") or None
+        return (
+            getpass.getpass("Password (empty with --promote-existing: keep the current one): ")
+            or None
+        )
     return None
 
 
 def _create_admin_command(args: argparse.Namespace) -> int:
     # A one-off process: its metrics go nowhere, and the multiprocess folder may not exist.
     os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    from app.users.commands import AccountMissingError, create_admin
+    from app.users.commands import AccountExistsError, AccountMissingError, create_admin
     from app.users.schemas import AdminAccount
 
     try:
         account = AdminAccount(email=args.email, password=_read_password(args), name=args.name)
-        print(asyncio.run(create_admin(account)))
+        print(asyncio.run(create_admin(account, promote_existing=args.promote_existing)))
     except ValidationError as error:
         raise CommandError(describe_validation_error(error)) from None
-    except AccountMissingError as error:
+    except (AccountMissingError, AccountExistsError) as error:
         raise CommandError(str(error)) from None
     return 0
 
@@ -91,6 +94,11 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     admin.add_argument("--email", required=True)
     admin.add_argument("--name")
+    admin.add_argument(
+        "--promote-existing",
+        action="store_true",
+        help="make an existing account an administrator (its sessions end)",
+    )
     source = admin.add_mutually_exclusive_group()
     source.add_argument("--password-env", metavar="VAR", help="read the password from VAR")
     source.add_argument(

@@ -143,6 +143,7 @@ def create_app(
         settings=settings,
         paths=PATH_RULES,
         limiter=lambda: app.container.rate_limiter,
+        verified_keys=lambda: app.container.resources.verified_keys,
     )
     app.add_middleware(RequestContextMiddleware, settings=settings, routes=route_templates)
     provider = setup_tracing(app, settings, span_exporter)

@@ -31,11 +31,30 @@ def admin(api: ApiServer) -> Account:
     return Account(me.json()["id"], email, "", tokens["access_token"], tokens["refresh_token"])
 
 
-def test_create_admin_promotes_an_existing_account(api: ApiServer, client: httpx.Client) -> None:
+def test_create_admin_refuses_an_existing_account_unless_told_to_promote_it(
+    api: ApiServer, client: httpx.Client
+) -> None:
+    # Anyone may have registered the address first: their account is not promoted by default.
     account = sign_up(client)
-    result = create_admin(api.env, account.email)
+    refused = create_admin(api.env, account.email)
+    assert refused.returncode == 2
+    assert "--promote-existing" in refused.stderr
+    assert client.get("/api/users/me", headers=account.headers).json()["role"] == "user"
+
+
+def test_promoting_an_account_ends_its_earlier_sessions(
+    api: ApiServer, client: httpx.Client
+) -> None:
+    account = sign_up(client)
+    result = create_admin(api.env, account.email, promote=True)
     assert result.returncode == 0, result.stderr
-    assert client.get("/api/users/me", headers=account.headers).json()["role"] == "admin"
+    assert "earlier sessions ended" in result.stdout
+    assert_problem(client.get("/api/users/me", headers=account.headers), 401)
+    stale = client.post("/api/auth/refresh", json={"refresh_token": account.refresh_token})
+    assert_problem(stale, 401)
+    fresh = login(client, account.email)
+    headers = {"Authorization": f"Bearer {fresh['access_token']}"}
+    assert client.get("/api/users/me", headers=headers).json()["role"] == "admin"
 
 
 def test_create_admin_with_a_bad_email_is_one_line_and_exit_2(api: ApiServer) -> None:

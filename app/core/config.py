@@ -104,6 +104,8 @@ class Settings(BaseSettings):
     websocket_send_queue: PositiveInt = 256
     websocket_status_interval: PositiveFloat = 15
     websocket_per_message_deflate: bool = False
+    # Chat messages a socket may have in flight at once (each is rate limited like a REST chat).
+    websocket_max_concurrent_chats: PositiveInt = 2
 
     # Cache
     cache_enabled: bool = True

@@ -30,7 +30,7 @@ from app.core.metrics import (
     HTTP_REQUESTS,
     HTTP_TIMEOUTS,
 )
-from app.core.ratelimit import Policy, RateLimiter
+from app.core.ratelimit import RateLimiter, VerifiedKeys, route_policies
 from app.core.routes import RouteTemplates
 from app.core.security import API_KEY_MARKER, decode_access_token
 
@@ -143,21 +143,27 @@ class RequestContextMiddleware:
 
 
 class ClientIdentity:
-    """Who is calling, for rate limits: an API key, else a user, else the client address
-    (from X-Forwarded-For only when the peer is a configured trusted proxy)."""
+    """Who is calling, for rate limits: a verified API key, else a user (a valid access token),
+    else the client address (from X-Forwarded-For only when the peer is a configured trusted
+    proxy). Login, registration and the widget's routes always count the address."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._trusted = settings.trusted_proxies
 
-    def __call__(self, scope: Scope) -> str:
+    def __call__(self, scope: Scope, route_class: str, verified_keys: VerifiedKeys) -> str:
+        if route_class != "default":
+            return "ip:" + self.client_address(scope)
         api_key = _header(scope, b"x-api-key")
         authorization = _header(scope, b"authorization") or ""
         scheme, _, credential = authorization.partition(" ")
         if scheme.lower() == "bearer" and credential.startswith(API_KEY_MARKER):
             api_key = credential
         if api_key:
-            return "key:" + hashlib.sha256(api_key.encode()).hexdigest()[:32]
+            digest = hashlib.sha256(api_key.encode()).hexdigest()
+            if digest in verified_keys:
+                return "key:" + digest[:32]
+            return "ip:" + self.client_address(scope)
         if scheme.lower() == "bearer" and credential:
             claims = decode_access_token(self._settings, credential)
             if claims is not None:
@@ -194,26 +200,15 @@ class RateLimitMiddleware:
         settings: Settings,
         paths: PathRules,
         limiter: Callable[[], RateLimiter],
+        verified_keys: Callable[[], VerifiedKeys],
     ) -> None:
         self.app = app
         self._paths = paths
         self._limiter = limiter
+        self._verified_keys = verified_keys
         self._identity = ClientIdentity(settings)
         self._enabled = settings.rate_limit_enabled
-        self._policies = {
-            "default": (
-                Policy("minute", settings.rate_limit_per_minute, 60),
-                Policy("hour", settings.rate_limit_per_hour, 3600),
-            ),
-            "auth": (
-                Policy("auth-minute", settings.rate_limit_login_per_minute, 60),
-                Policy("auth-hour", settings.rate_limit_login_per_hour, 3600),
-            ),
-            "public": (
-                Policy("public-minute", settings.rate_limit_public_per_minute, 60),
-                Policy("public-hour", settings.rate_limit_public_per_hour, 3600),
-            ),
-        }
+        self._policies = route_policies(settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -224,7 +219,7 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         kind = self._paths.rate_class(scope["path"])
-        identity = f"{kind}:{self._identity(scope)}"
+        identity = f"{kind}:{self._identity(scope, kind, self._verified_keys())}"
         decision = await self._limiter().hit(identity, kind, self._policies[kind])
         headers = decision.headers()
         if not decision.allowed:

@@ -9,10 +9,12 @@ it: one Redis round trip per request. Without Redis the same arithmetic runs in-
 import hashlib
 import math
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from redis.exceptions import NoScriptError, RedisError
 
+from app.core.config import Settings
 from app.core.metrics import RATE_LIMIT_DECISIONS, RATE_LIMIT_FAIL_OPEN
 from app.core.redis import RedisBatcher, RedisCircuit, RedisClient
 
@@ -98,6 +100,46 @@ def _window_keys(identity: str, policy: Policy, now_ms: int) -> tuple[str, str]:
     # The hash tag keeps one client's keys in one Redis Cluster slot.
     base = f"botsmith:rl:{{{identity}}}:{policy.window_seconds}"
     return f"{base}:{index}", f"{base}:{index - 1}"
+
+
+def route_policies(settings: Settings) -> dict[str, tuple[Policy, ...]]:
+    """The limits of each route class: `default`, `auth` (login, registration, refresh) and
+    `public` (the widget's visitors), per minute and per hour."""
+    return {
+        "default": (
+            Policy("minute", settings.rate_limit_per_minute, 60),
+            Policy("hour", settings.rate_limit_per_hour, 3600),
+        ),
+        "auth": (
+            Policy("auth-minute", settings.rate_limit_login_per_minute, 60),
+            Policy("auth-hour", settings.rate_limit_login_per_hour, 3600),
+        ),
+        "public": (
+            Policy("public-minute", settings.rate_limit_public_per_minute, 60),
+            Policy("public-hour", settings.rate_limit_public_per_hour, 3600),
+        ),
+    }
+
+
+class VerifiedKeys:
+    """Digests of the API keys this process verified lately. Only these may be a rate-limit
+    identity of their own: a made-up key is counted as its caller's address, so inventing keys
+    cannot mint fresh buckets."""
+
+    def __init__(self, capacity: int = 10_000, ttl_seconds: float = 300.0) -> None:
+        self._capacity = capacity
+        self._ttl = ttl_seconds
+        self._seen: OrderedDict[str, float] = OrderedDict()
+
+    def add(self, digest: str) -> None:
+        self._seen[digest] = time.monotonic() + self._ttl
+        self._seen.move_to_end(digest)
+        while len(self._seen) > self._capacity:
+            self._seen.popitem(last=False)
+
+    def __contains__(self, digest: object) -> bool:
+        expires = self._seen.get(digest) if isinstance(digest, str) else None
+        return expires is not None and expires > time.monotonic()
 
 
 class RateLimiter:

@@ -10,6 +10,7 @@ from app.core.config import Settings
 from app.core.db import MongoClient, MongoDatabase, create_mongo_client
 from app.core.events import EventBus
 from app.core.http import http_client
+from app.core.ratelimit import VerifiedKeys
 from app.core.read_policy import ReadRouter
 from app.core.redis import RedisCircuit, RedisClient, create_redis_client
 
@@ -25,6 +26,7 @@ class Resources:
     reads: ReadRouter
     events: EventBus
     http: httpx.AsyncClient
+    verified_keys: VerifiedKeys
 
 
 def open_resources(settings: Settings) -> Resources:
@@ -43,6 +45,7 @@ def open_resources(settings: Settings) -> Resources:
         reads=ReadRouter(db, settings.read_policy_file),
         events=EventBus(redis),
         http=http_client(),
+        verified_keys=VerifiedKeys(),
     )
 
 

@@ -27,6 +27,8 @@ from app.chatbots.access import owned_chatbot, public_chatbot
 from app.chatbots.documents import ChatbotDocument
 from app.container import Container, container_of
 from app.core.errors import DomainError
+from app.core.middleware import ClientIdentity
+from app.core.ratelimit import route_policies
 from app.realtime.hub import POLICY_VIOLATION, Connection, Hub, worker_id
 from app.realtime.metrics import WS_MESSAGES
 from app.users.access import user_for_access_token
@@ -42,6 +44,17 @@ class Caller:
     user_id: str | None = None
     visitor_bot: str | None = None
     origin: str | None = None
+    address: str = ""
+
+    @property
+    def rate_class(self) -> str:
+        return "default" if self.user_id is not None else "public"
+
+    @property
+    def rate_identity(self) -> str:
+        """The bucket REST uses for the same caller, so a socket shares its limits."""
+        who = f"user:{self.user_id}" if self.user_id is not None else f"ip:{self.address}"
+        return f"{self.rate_class}:{who}"
 
 
 class RefusedError(Exception):
@@ -55,19 +68,20 @@ async def _identify(socket: WebSocket, container: Container) -> Caller:
     header = socket.headers.get("authorization", "")
     token = params.get("token") or (header[7:] if header.lower().startswith("bearer ") else None)
     origin = socket.headers.get("origin")
+    address = ClientIdentity(resources.settings).client_address(socket.scope)
     if token:
         try:
             user = await user_for_access_token(resources, token)
         except DomainError:
             raise RefusedError("invalid or expired access token") from None
-        return Caller(user_id=user["id"])
+        return Caller(user_id=user["id"], address=address)
     chatbot_id, session_id = params.get("chatbot_id"), params.get("session_id")
     if chatbot_id and session_id and _SESSION.match(session_id):
         try:
             await public_chatbot(resources, chatbot_id, origin)
         except DomainError:
             raise RefusedError("no such public chatbot for this origin") from None
-        return Caller(visitor_bot=chatbot_id, origin=origin)
+        return Caller(visitor_bot=chatbot_id, origin=origin, address=address)
     raise RefusedError("authentication required: token, or chatbot_id and session_id")
 
 
@@ -135,6 +149,17 @@ def _handle(
     elif kind in ("subscribe", "unsubscribe"):
         _subscription(hub, connection, kind, message.get("topic"))
     elif kind == "chat":
+        if len(chats) >= container.settings.websocket_max_concurrent_chats:
+            hub.send(
+                connection,
+                {
+                    "type": "chat",
+                    "id": message.get("id"),
+                    "event": "error",
+                    "data": {"message": "too many chats at once on this connection; wait for one"},
+                },
+            )
+            return
         task = asyncio.create_task(_chat(hub, connection, container, caller, message))
         chats.add(task)
         task.add_done_callback(chats.discard)
@@ -172,6 +197,15 @@ async def _chat(
     def reply(event: str, data: dict[str, object]) -> None:
         hub.send(connection, {"type": "chat", "id": request_id, "event": event, "data": data})
 
+    # Every message counts against the caller's limits, exactly as a REST chat would.
+    if container.settings.rate_limit_enabled:
+        kind = caller.rate_class
+        policies = route_policies(container.settings)[kind]
+        decision = await container.rate_limiter.hit(caller.rate_identity, kind, policies)
+        if not decision.allowed:
+            retry = decision.retry_after
+            reply("error", {"message": f"rate limited; retry in {retry} s", "retry_after": retry})
+            return
     try:
         request = ChatRequest.model_validate(
             {k: v for k, v in message.items() if k not in ("type", "id", "chatbot_id")}

@@ -45,10 +45,12 @@ async def user_for_access_token(resources: Resources, token: str) -> UserDocumen
 async def api_key_for_secret(resources: Resources, secret: str) -> ApiKeyDocument:
     """The live key this secret belongs to, with its last use recorded."""
     keys = ApiKeyRepository(resources.db)
-    key = await keys.live_by_hash(sha256_hex(secret))
+    digest = sha256_hex(secret)
+    key = await keys.live_by_hash(digest)
     if key is None:
         raise AuthenticationError(INVALID_KEY)
     await keys.touch(key["id"], utcnow())
+    resources.verified_keys.add(digest)  # from now on the key is its own rate-limit identity
     return key
 
 

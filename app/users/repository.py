@@ -66,6 +66,23 @@ class UserRepository:
         await self._cache.invalidate("user", user_id)
         return cast("StoredUser | None", updated)
 
+    async def promote_to_admin(
+        self, user_id: str, password_hash: str | None, now: datetime
+    ) -> None:
+        """An active administrator; the token version moves on, so no earlier access token
+        works any more."""
+        fields: dict[str, object] = {
+            "role": Role.ADMIN.value,
+            "status": UserStatus.ACTIVE.value,
+            "updated_at": now,
+        }
+        if password_hash is not None:
+            fields["password_hash"] = password_hash
+        await self._users.update_one(
+            {"id": user_id}, {"$set": fields, "$inc": {"token_version": 1}}
+        )
+        await self._cache.invalidate("user", user_id)
+
     async def set_password(
         self, user_id: str, password_hash: str, now: datetime
     ) -> StoredUser | None:

@@ -84,11 +84,12 @@ def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
 
 
 def create_admin(
-    api_env: dict[str, str], email: str, password: str = PASSWORD
+    api_env: dict[str, str], email: str, password: str = PASSWORD, *, promote: bool = False
 ) -> subprocess.CompletedProcess[str]:
     """Runs `botsmith create-admin` against the API's database, as an operator would."""
+    flags = ["--promote-existing"] if promote else []
     return subprocess.run(
-        [str(VENV_BIN / "botsmith"), "create-admin", "--email", email, "--password-stdin"],
+        [str(VENV_BIN / "botsmith"), "create-admin", "--email", email, "--password-stdin", *flags],
         input=f"{password}\n",
         capture_output=True,
         text=True,
