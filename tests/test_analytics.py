@@ -202,6 +202,9 @@ def test_results_are_cached_for_the_cache_ttl(seeded: Seeded) -> None:
             "buckets",
         ),
         ({"tz": "Mars/Olympus"}, "unknown time zone"),
+        ({"from": "0001-01-01T00:00:00Z", "to": "0001-01-05T00:00:00Z"}, "between the years"),
+        ({"to": "0001-01-05T00:00:00Z"}, "between the years"),
+        ({"from": "9999-12-01T00:00:00Z", "to": "9999-12-31T00:00:00Z"}, "between the years"),
     ],
 )
 def test_bad_ranges_are_422(seeded: Seeded, params: dict[str, str], detail: str) -> None:

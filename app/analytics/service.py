@@ -210,6 +210,9 @@ def _chatbot_analytics(
     )
 
 
+EARLIEST_YEAR, LATEST_YEAR = 1970, 9998
+
+
 class AnalyticsService:
     def __init__(self, repository: AnalyticsRepository, cache: Cache, settings: Settings) -> None:
         self._repository = repository
@@ -221,9 +224,16 @@ class AnalyticsService:
     ) -> tuple[datetime, datetime, ZoneInfo]:
         zone = _zone(timezone)
         end = end or utcnow()
-        start = start or end - timedelta(days=30)
-        if start.tzinfo is None or end.tzinfo is None:
+        if end.tzinfo is None or (start is not None and start.tzinfo is None):
             raise InvalidRangeError("from and to need a time zone offset (e.g. 2026-01-01T00:00Z)")
+        # Date arithmetic near year 1 or 9999 overflows; no analytics lives there.
+        if any(
+            not EARLIEST_YEAR <= moment.year <= LATEST_YEAR for moment in (start, end) if moment
+        ):
+            raise InvalidRangeError(
+                f"from and to must lie between the years {EARLIEST_YEAR} and {LATEST_YEAR}"
+            )
+        start = start or end - timedelta(days=30)
         if start >= end:
             raise InvalidRangeError("from must be before to")
         if end - start > timedelta(days=self._settings.analytics_max_days):

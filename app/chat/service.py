@@ -358,7 +358,19 @@ class ConversationService:
                 yield (json.dumps(row) + "\n").encode()
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value: object) -> object:
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value  # shown as text, never evaluated
+    return value
+
+
 def _csv_row(values: Sequence[object]) -> bytes:
     out = io.StringIO()
-    csv.writer(out).writerow(["" if value is None else value for value in values])
+    csv.writer(out).writerow([_csv_cell(value) for value in values])
     return out.getvalue().encode()
