@@ -25,7 +25,7 @@ from app.core.middleware import (
     RequestContextMiddleware,
     TimeoutMiddleware,
 )
-from app.core.ratelimit import RateLimiter
+from app.core.ratelimit import RateLimiter, route_policies
 from app.core.resources import Resources, close_resources, open_resources
 from app.core.routes import RouteTemplates
 from app.core.throttle import FailureCounter
@@ -52,7 +52,9 @@ def open_container(settings: Settings, database_prepared: asyncio.Event) -> Cont
     ingest_queue = IngestQueue(resources.redis, settings.ingest_stream, pipeline.process)
     return Container(
         resources=resources,
-        rate_limiter=RateLimiter(resources.redis, resources.redis_circuit),
+        rate_limiter=RateLimiter(
+            resources.redis, resources.redis_circuit, route_policies(settings)
+        ),
         login_throttle=FailureCounter(
             resources.redis,
             LOGIN_FAILURES_PREFIX,

@@ -5,6 +5,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
 
 from redis.exceptions import RedisError
 
@@ -33,19 +34,25 @@ class Heartbeats:
         """Members that beat within the last `stale_after` seconds."""
         return int(await self._redis.zcount(self._key, time.time() - stale_after, "+inf"))
 
-    async def beat_every(self, member: str, interval: float) -> None:
-        """Beats until cancelled; a Redis outage skips beats and is not an error."""
-        while True:
-            try:
-                await self.beat(member)
-            except RedisError as error:
-                logger.warning("heartbeat not recorded: %s", error)
-            await asyncio.sleep(interval)
+    @contextlib.asynccontextmanager
+    async def beating(self, member: str, interval: float) -> AsyncIterator[None]:
+        """Beats every `interval` inside the block (a Redis outage skips beats), and leaves on
+        the way out, so readers see the member gone at once."""
 
-    async def stop(self, beating: "asyncio.Task[None]", member: str) -> None:
-        """Cancels the beating task and removes the member, so readers see it gone at once."""
-        beating.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await beating
-        with contextlib.suppress(RedisError):
-            await self.leave(member)
+        async def beat_forever() -> None:
+            while True:
+                try:
+                    await self.beat(member)
+                except RedisError as error:
+                    logger.warning("heartbeat not recorded: %s", error)
+                await asyncio.sleep(interval)
+
+        task = asyncio.create_task(beat_forever())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            with contextlib.suppress(RedisError):
+                await self.leave(member)

@@ -30,7 +30,7 @@ from app.core.metrics import (
     HTTP_REQUESTS,
     HTTP_TIMEOUTS,
 )
-from app.core.ratelimit import RateLimiter, VerifiedKeys, route_policies
+from app.core.ratelimit import RateLimiter, VerifiedKeys
 from app.core.routes import RouteTemplates
 from app.core.security import API_KEY_MARKER, decode_access_token
 
@@ -208,7 +208,6 @@ class RateLimitMiddleware:
         self._verified_keys = verified_keys
         self._identity = ClientIdentity(settings)
         self._enabled = settings.rate_limit_enabled
-        self._policies = route_policies(settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -220,7 +219,7 @@ class RateLimitMiddleware:
             return
         kind = self._paths.rate_class(scope["path"])
         identity = f"{kind}:{self._identity(scope, kind, self._verified_keys())}"
-        decision = await self._limiter().hit(identity, kind, self._policies[kind])
+        decision = await self._limiter().hit(identity, kind)
         headers = decision.headers()
         if not decision.allowed:
             if scope["type"] == "websocket":

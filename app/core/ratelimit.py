@@ -143,14 +143,24 @@ class VerifiedKeys:
 
 
 class RateLimiter:
-    def __init__(self, redis: RedisClient | None, circuit: RedisCircuit) -> None:
+    """Counts a caller's requests against the limits of a route class (`route_policies`); HTTP
+    middleware and WebSocket chat messages share it."""
+
+    def __init__(
+        self,
+        redis: RedisClient | None,
+        circuit: RedisCircuit,
+        policies: dict[str, tuple[Policy, ...]],
+    ) -> None:
         self._redis = redis
         self._circuit = circuit
+        self._policies = policies
         self._sha = hashlib.sha1(_SLIDING_WINDOW.encode()).hexdigest()
         self._batcher = RedisBatcher(redis) if redis is not None else None
         self._local: dict[str, tuple[int, int]] = {}  # key -> (window index, count)
 
-    async def hit(self, identity: str, route_class: str, policies: tuple[Policy, ...]) -> Decision:
+    async def hit(self, identity: str, route_class: str) -> Decision:
+        policies = self._policies[route_class]
         now_ms = int(time.time() * 1000)
         if self._redis is None:
             raw = self._hit_local(identity, policies, now_ms)

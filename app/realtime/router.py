@@ -28,7 +28,6 @@ from app.chatbots.documents import ChatbotDocument
 from app.container import Container, container_of
 from app.core.errors import DomainError
 from app.core.middleware import ClientIdentity
-from app.core.ratelimit import route_policies
 from app.realtime.hub import POLICY_VIOLATION, Connection, Hub, worker_id
 from app.realtime.metrics import WS_MESSAGES
 from app.users.access import user_for_access_token
@@ -150,15 +149,10 @@ def _handle(
         _subscription(hub, connection, kind, message.get("topic"))
     elif kind == "chat":
         if len(chats) >= container.settings.websocket_max_concurrent_chats:
-            hub.send(
-                connection,
-                {
-                    "type": "chat",
-                    "id": message.get("id"),
-                    "event": "error",
-                    "data": {"message": "too many chats at once on this connection; wait for one"},
-                },
-            )
+            error: dict[str, object] = {
+                "message": "too many chats at once on this connection; wait for one"
+            }
+            _chat_reply(hub, connection, message.get("id"), "error", error)
             return
         task = asyncio.create_task(_chat(hub, connection, container, caller, message))
         chats.add(task)
@@ -189,19 +183,23 @@ def _subscription(hub: Hub, connection: Connection, kind: str, topic: object) ->
         hub.send(connection, {"type": "status", "data": hub.last_status})
 
 
+def _chat_reply(
+    hub: Hub, connection: Connection, request_id: object, event: str, data: dict[str, object]
+) -> None:
+    hub.send(connection, {"type": "chat", "id": request_id, "event": event, "data": data})
+
+
 async def _chat(
     hub: Hub, connection: Connection, container: Container, caller: Caller, message: dict[str, Any]
 ) -> None:
     request_id = message.get("id")
 
     def reply(event: str, data: dict[str, object]) -> None:
-        hub.send(connection, {"type": "chat", "id": request_id, "event": event, "data": data})
+        _chat_reply(hub, connection, request_id, event, data)
 
     # Every message counts against the caller's limits, exactly as a REST chat would.
     if container.settings.rate_limit_enabled:
-        kind = caller.rate_class
-        policies = route_policies(container.settings)[kind]
-        decision = await container.rate_limiter.hit(caller.rate_identity, kind, policies)
+        decision = await container.rate_limiter.hit(caller.rate_identity, caller.rate_class)
         if not decision.allowed:
             retry = decision.retry_after
             reply("error", {"message": f"rate limited; retry in {retry} s", "retry_after": retry})

@@ -29,12 +29,10 @@ logger = logging.getLogger(__name__)
 
 
 async def run_worker(settings: Settings) -> None:
-    if settings.redis_url is None:
-        raise SystemExit("botsmith worker needs REDIS_URL (without it the API ingests in-process)")
     resources = open_resources(settings)
     redis, db = resources.redis, resources.db
     if redis is None:
-        raise SystemExit("botsmith worker: REDIS_URL did not give a Redis client")
+        raise SystemExit("botsmith worker needs REDIS_URL (without it the API ingests in-process)")
     pipeline = IngestionPipeline.over(resources)
     stream, consumer = settings.ingest_stream, f"{socket.gethostname()}-{os.getpid()}"
     reclaim_ms = int(settings.ingest_reclaim_seconds * 1000)
@@ -50,54 +48,63 @@ async def run_worker(settings: Settings) -> None:
         await ensure_indexes(db)
     await _create_group(redis, stream)
     logger.info("worker %s reading %s (group %s)", consumer, stream, GROUP)
-    heartbeats = worker_heartbeats(redis, stream)
-    beating = asyncio.create_task(
-        heartbeats.beat_every(consumer, min(5.0, settings.ingest_worker_stale_seconds / 3))
-    )
+    beat_seconds = min(5.0, settings.ingest_worker_stale_seconds / 3)
     try:
-        while not stopping.is_set():
-            try:
-                # Jobs a dead worker left unacknowledged come first.
-                _, claimed, _ = await redis.xautoclaim(
-                    stream, GROUP, consumer, min_idle_time=reclaim_ms, start_id="0-0", count=10
-                )
-                fresh = await redis.xreadgroup(GROUP, consumer, {stream: ">"}, count=10, block=1000)
-            except RedisError as error:
-                if isinstance(error, ResponseError) and "NOGROUP" in str(error):
-                    # Redis lost the stream or the group (a restart without persistence).
-                    logger.warning("consumer group %s is gone; creating it again", GROUP)
-                    with contextlib.suppress(RedisError):
-                        await _create_group(redis, stream)
-                    continue
-                logger.warning("redis unavailable, retrying: %s", error)
-                await asyncio.sleep(1)
-                continue
-            await _record_backlog(redis, stream)
-            record_memory()
-            messages = list(claimed) + [m for _, batch in fresh or [] for m in batch]
-            for message_id, fields in messages:
-                source_id = fields[b"source_id"].decode()
-                logger.info("processing source %s (message %s)", source_id, message_id.decode())
-                try:
-                    await pipeline.process(source_id)
-                except PyMongoError as error:
-                    # Transient: left unacknowledged, so it is claimed again later.
-                    logger.warning("source %s not processed, will retry: %s", source_id, error)
-                    INGEST_JOBS.labels("retry").inc()
-                    continue
-                except Exception:
-                    logger.exception("source %s failed unexpectedly", source_id)
-                    await pipeline.fail(source_id, "internal error while processing this source")
-                    INGEST_JOBS.labels("failed").inc()
-                else:
-                    INGEST_JOBS.labels("done").inc()
-                await redis.xack(stream, GROUP, message_id)
-                if stopping.is_set():
-                    break
+        async with worker_heartbeats(redis, stream).beating(consumer, beat_seconds):
+            await _consume(redis, stream, consumer, reclaim_ms, pipeline, stopping)
     finally:
-        await heartbeats.stop(beating, consumer)
         await close_resources(resources)
         logger.info("worker %s stopped", consumer)
+
+
+async def _consume(
+    redis: RedisClient,
+    stream: str,
+    consumer: str,
+    reclaim_ms: int,
+    pipeline: IngestionPipeline,
+    stopping: asyncio.Event,
+) -> None:
+    """Reads, processes and acknowledges jobs until `stopping` is set."""
+    while not stopping.is_set():
+        try:
+            # Jobs a dead worker left unacknowledged come first.
+            _, claimed, _ = await redis.xautoclaim(
+                stream, GROUP, consumer, min_idle_time=reclaim_ms, start_id="0-0", count=10
+            )
+            fresh = await redis.xreadgroup(GROUP, consumer, {stream: ">"}, count=10, block=1000)
+        except RedisError as error:
+            if isinstance(error, ResponseError) and "NOGROUP" in str(error):
+                # Redis lost the stream or the group (a restart without persistence).
+                logger.warning("consumer group %s is gone; creating it again", GROUP)
+                with contextlib.suppress(RedisError):
+                    await _create_group(redis, stream)
+                continue
+            logger.warning("redis unavailable, retrying: %s", error)
+            await asyncio.sleep(1)
+            continue
+        await _record_backlog(redis, stream)
+        record_memory()
+        messages = list(claimed) + [m for _, batch in fresh or [] for m in batch]
+        for message_id, fields in messages:
+            source_id = fields[b"source_id"].decode()
+            logger.info("processing source %s (message %s)", source_id, message_id.decode())
+            try:
+                await pipeline.process(source_id)
+            except PyMongoError as error:
+                # Transient: left unacknowledged, so it is claimed again later.
+                logger.warning("source %s not processed, will retry: %s", source_id, error)
+                INGEST_JOBS.labels("retry").inc()
+                continue
+            except Exception:
+                logger.exception("source %s failed unexpectedly", source_id)
+                await pipeline.fail(source_id, "internal error while processing this source")
+                INGEST_JOBS.labels("failed").inc()
+            else:
+                INGEST_JOBS.labels("done").inc()
+            await redis.xack(stream, GROUP, message_id)
+            if stopping.is_set():
+                break
 
 
 async def _create_group(redis: RedisClient, stream: str) -> None:
