@@ -11,6 +11,7 @@ from app.chat.router import router as chat_router
 from app.chatbots.router import router as chatbots_router
 from app.core.metrics import metrics_router
 from app.core.middleware import PathRules
+from app.evaluation.router import router as evaluation_router
 from app.health.router import api_router as health_api_router
 from app.health.router import probe_router
 from app.realtime.router import router as realtime_router
@@ -32,6 +33,7 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     public_chat_router,
     realtime_router,
     analytics_router,
+    evaluation_router,
 )
 ROOT_ROUTERS: tuple[APIRouter, ...] = (probe_router, metrics_router, widget_router)
 

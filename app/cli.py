@@ -6,10 +6,12 @@ import getpass
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from pydantic import ValidationError
 
 from app.core.config import ConfigurationError, describe_validation_error, load_settings
+from app.evaluation.scoring import THRESHOLDS
 
 DEFAULT_APP = "app.main:create_app()"
 
@@ -79,6 +81,46 @@ def _worker_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
+    return value
+
+
+def _eval_command(args: argparse.Namespace) -> int:
+    from app.evaluation.commands import EvalCommandError, EvalOptions, run_eval
+
+    token = args.token or os.environ.get("BOTSMITH_TOKEN")
+    if not token:
+        raise CommandError("give an access token with --token or BOTSMITH_TOKEN")
+    minimums = {
+        metric: getattr(args, option)
+        for option, metric in THRESHOLDS.items()
+        if getattr(args, option) is not None
+    }
+    options = EvalOptions(
+        file=args.file,
+        url=args.url,
+        chatbot_id=args.chatbot,
+        token=token,
+        minimums=minimums,
+        timeout=args.timeout,
+        as_json=args.json,
+        label=args.label,
+    )
+    try:
+        failures = run_eval(options, sys.stdout)
+    except EvalCommandError as error:
+        raise CommandError(str(error)) from None
+    for failure in failures:
+        print(f"botsmith: {failure}", file=sys.stderr)
+    return 1 if failures else 0
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="botsmith", description="BotSmith AI service commands")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -120,6 +162,38 @@ def _build_parser() -> argparse.ArgumentParser:
         "--strict", action="store_true", help="exit 1 if an index failed or is mismatched"
     )
     indexes.set_defaults(handler=_indexes_command)
+
+    evaluate = commands.add_parser(
+        "eval",
+        help="run a file of test cases against a chatbot and check the metrics",
+        description="Exit status: 0 when every metric reaches its minimum, 1 when one does not, "
+        "2 on a usage, file or HTTP error (with the server's problem detail) or a timeout.",
+    )
+    evaluate.add_argument(
+        "file", type=Path, help='JSON: {"cases": [...]} or a list of cases, as the API takes them'
+    )
+    evaluate.add_argument("--url", required=True, help="the API, such as http://localhost:8000")
+    evaluate.add_argument("--chatbot", required=True, metavar="ID", help="the chatbot's id")
+    evaluate.add_argument(
+        "--token", help="the owner's access token (default: the variable BOTSMITH_TOKEN)"
+    )
+    for option, metric in THRESHOLDS.items():
+        evaluate.add_argument(
+            f"--{option.replace('_', '-')}",
+            type=_fraction,
+            metavar="X",
+            help=f"exit 1 when {metric} is under X (0..1)",
+        )
+    evaluate.add_argument(
+        "--timeout",
+        type=float,
+        default=600.0,
+        metavar="S",
+        help="give up waiting for the run after S seconds (default 600)",
+    )
+    evaluate.add_argument("--label", help="a name for the run, such as a commit")
+    evaluate.add_argument("--json", action="store_true", help="print the summary as JSON")
+    evaluate.set_defaults(handler=_eval_command)
     return parser
 
 

@@ -30,6 +30,7 @@ from app.core.resources import Resources, close_resources, open_resources
 from app.core.routes import RouteTemplates
 from app.core.throttle import FailureCounter
 from app.core.tracing import setup_tracing
+from app.evaluation.runner import EvaluationRunner
 from app.health.service import REDIS_FALLBACK, HealthService
 from app.realtime.hub import Hub
 from app.realtime.status import push_status
@@ -45,11 +46,15 @@ logger = logging.getLogger(__name__)
 
 def open_container(settings: Settings, database_prepared: asyncio.Event) -> Container:
     """The API process's clients and services; call `close_resources` on its resources when
-    done. Without Redis, ingestion jobs run in this process, through the same pipeline as the
-    worker."""
+    done. Without Redis, ingestion jobs and evaluation runs run in this process, through the
+    same pipeline and runner as the worker's."""
     resources = open_resources(settings)
     pipeline = IngestionPipeline.over(resources)
-    ingest_queue = IngestQueue(resources.redis, settings.ingest_stream, pipeline.process)
+    retrieval_indexes = RetrievalIndexes()
+    evaluations = EvaluationRunner.over(resources, retrieval_indexes)
+    ingest_queue = IngestQueue(
+        resources.redis, settings.ingest_stream, pipeline.process, evaluations.run_in_process
+    )
     return Container(
         resources=resources,
         rate_limiter=RateLimiter(
@@ -61,7 +66,7 @@ def open_container(settings: Settings, database_prepared: asyncio.Event) -> Cont
             settings.login_max_failures,
             settings.login_failure_window_seconds,
         ),
-        retrieval_indexes=RetrievalIndexes(),
+        retrieval_indexes=retrieval_indexes,
         ingest_queue=ingest_queue,
         hub=Hub(
             settings.websocket_max_connections,

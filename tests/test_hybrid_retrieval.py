@@ -1,5 +1,5 @@
 """With an embeddings endpoint configured, retrieval fuses BM25 with vector similarity; without
-one, or when it fails, BM25 carries on alone."""
+one, or when it fails, BM25 and the offline static vectors carry on."""
 
 import uuid
 from collections.abc import Iterator
@@ -76,14 +76,20 @@ def test_vectors_find_what_words_miss(
             embeddings.failing = False
         assert fallback.status_code == 200
         assert fallback.json()["results"][0]["title"] == "Hours"
-    assert "BM25 only" in api.output()
+    assert "static vectors only" in api.output()
 
 
-def test_without_embeddings_the_synonym_is_not_found(services: Services, tmp_path: Path) -> None:
+def test_without_an_endpoint_the_offline_vectors_rank_the_synonym_first(
+    services: Services, tmp_path: Path
+) -> None:
     with ApiServer(tmp_path, _env(services)) as api, api.client() as client:
         api.wait_ready()
         owner, bot = _prepared_bot(client)
-        results = client.post(
+        found = client.post(
             f"/api/chatbots/{bot}/retrieve", json={"query": QUESTION}, headers=owner.headers
-        ).json()["results"]
-        assert results == []
+        ).json()
+        results = found["results"]
+        assert [r["title"] for r in results] == ["Parking", "Hours"]
+        assert results[0]["score"] == 0, "no word in common: the static model found it"
+        assert results[0]["relevance"] > results[1]["relevance"]
+        assert found["above_threshold"] is False, "too weak a match to answer from"

@@ -3,6 +3,7 @@ the product works with no external service."""
 
 import asyncio
 import json
+import math
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -10,10 +11,28 @@ from typing import Protocol
 
 import httpx
 
-from app.retrieval.bm25 import tokenize
+from app.retrieval.analysis import query_terms, terms
 from app.retrieval.schemas import RetrievedChunk
+from app.retrieval.static_model import static_embedder
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
+
+
+# A sentence that starts like this depends on the one before it.
+_LEANS_BACK = re.compile(
+    r"^(?:it|this|these|those|that|they|them|such|he|she|there|however|also|"
+    r"otherwise|therefore|thus|then|but|so|in that case|in this case)\b",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Sentence:
+    passage: int  # the passage's number, from 1
+    order: int
+    text: str
+    terms: set[str]
+    heading: set[str]
 
 
 @dataclass(frozen=True)
@@ -30,22 +49,59 @@ class AnswerProvider(Protocol):
 
 
 class OfflineProvider:
-    """Picks the passage sentences that share the most terms with the question, in passage
-    order, each followed by its citation marker; streams the result word by word."""
+    """Extractive answers: the passage sentences that best answer the question (its content
+    terms, weighted by rarity among the passages, and their vector similarity to it), each with
+    the sentence before it when it leans on that one ("It lasts…"), in passage order, each
+    followed by its citation marker; streamed word by word."""
 
     max_sentences = 3
+    heading_weight = 0.3
+    closeness_weight = 1.0
+    rank_weight = 0.3
 
     def compose(self, request: AnswerRequest) -> str:
-        wanted = set(tokenize(request.question))
-        scored: list[tuple[int, int, int, str]] = []
-        for number, passage in enumerate(request.passages, start=1):
-            for order, sentence in enumerate(_SENTENCE.split(passage.content)):
-                overlap = len(wanted & set(tokenize(sentence)))
-                if overlap:
-                    scored.append((overlap, number, order, sentence.strip()))
-        best = sorted(scored, key=lambda item: (-item[0], item[1], item[2]))[: self.max_sentences]
-        best.sort(key=lambda item: (item[1], item[2]))
-        return " ".join(f"{sentence} [{number}]" for _, number, _, sentence in best)
+        sentences = [
+            _Sentence(number, order, text.strip(), set(terms(text)), set(terms(passage.heading)))
+            for number, passage in enumerate(request.passages, start=1)
+            for order, text in enumerate(_SENTENCE.split(passage.content))
+            if text.strip()
+        ]
+        wanted = query_terms(request.question)
+        if not sentences or not wanted:
+            return ""
+        held = [sum(t in s.terms for s in sentences) for t in wanted]
+        weight = dict(
+            zip(wanted, (math.log(1 + len(sentences) / (1 + n)) for n in held), strict=True)
+        )
+        total = sum(weight.values())
+        vectors = static_embedder().embed([request.question] + [s.text for s in sentences])
+        closeness = vectors[1:] @ vectors[0]
+        passages = len(request.passages)
+
+        def score(position: int) -> float:
+            sentence = sentences[position]
+            found = sum(weight[t] for t in wanted if t in sentence.terms) / total
+            context = sum(weight[t] for t in wanted if t in sentence.heading) / total
+            earlier = (passages - sentence.passage) / passages
+            return (
+                found
+                + self.heading_weight * context
+                + self.closeness_weight * float(closeness[position])
+                + self.rank_weight * earlier
+            )
+
+        ranked = sorted(range(len(sentences)), key=lambda p: -score(p))
+        chosen: set[int] = set()
+        for position in ranked[: self.max_sentences]:
+            chosen.add(position)
+            sentence, before = sentences[position], position - 1
+            if (
+                _LEANS_BACK.match(sentence.text)
+                and before >= 0
+                and sentences[before].passage == sentence.passage
+            ):
+                chosen.add(before)
+        return " ".join(f"{sentences[p].text} [{sentences[p].passage}]" for p in sorted(chosen))
 
     async def stream(self, request: AnswerRequest) -> AsyncIterator[str]:
         words = self.compose(request).split(" ")

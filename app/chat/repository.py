@@ -69,6 +69,19 @@ class ConversationRepository:
         )
         return cast("MessageDocument | None", found)
 
+    async def question_before(self, answer: MessageDocument) -> MessageDocument | None:
+        """The visitor's question an answer replied to: the latest question before it."""
+        found = self._messages.find(
+            {
+                "conversation_id": answer["conversation_id"],
+                "role": "user",
+                "timestamp": {"$lte": answer["timestamp"]},
+            },
+            {"_id": 0},
+        )
+        latest = await found.sort([("timestamp", -1), ("id", -1)]).limit(1).to_list()
+        return cast("MessageDocument | None", latest[0] if latest else None)
+
     async def recent_turns(
         self, conversation_id: str, before_id: str, limit: int = 6
     ) -> list[dict[str, str]]:

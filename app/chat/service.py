@@ -5,18 +5,19 @@ import csv
 import io
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from http import HTTPStatus
 from typing import cast
 
+from app.chat.answering import I_DONT_KNOW, Answerer, citations_in
 from app.chat.documents import (
     CitationDocument,
     ConversationDocument,
     FeedbackDocument,
     MessageDocument,
 )
-from app.chat.providers import AnswerProvider, AnswerRequest, ProviderError
+from app.chat.providers import ProviderError
 from app.chat.repository import ConversationRepository
 from app.chat.schemas import (
     ChatEvent,
@@ -35,9 +36,6 @@ from app.core.events import EventBus, publish_event
 from app.core.schemas import Page, page_of
 from app.core.security import new_id, utcnow
 from app.retrieval.schemas import RetrievedChunk
-from app.retrieval.service import RetrievalService
-
-I_DONT_KNOW = "I don't know the answer to that from the knowledge I have."
 
 
 class BadGatewayError(DomainError):
@@ -55,42 +53,15 @@ class ConversationNotFoundError(NotFoundError):
         super().__init__("No such conversation on this chatbot")
 
 
-def _grounded_passages(
-    chatbot: ChatbotDocument, hits: list[RetrievedChunk]
-) -> list[RetrievedChunk]:
-    """The hits relevant enough to answer from, by the bot's score threshold."""
-    threshold = chatbot["retrieval"]["score_threshold"]
-    return [hit for hit in hits if hit.relevance >= threshold]
-
-
-def _citations(grounded: list[RetrievedChunk], answer: str, answered: bool) -> list[Citation]:
-    """The passages the answer cites by their [n] marker, numbered from 1."""
-    return [
-        Citation(
-            index=number,
-            source_id=hit.source_id,
-            chunk_id=hit.chunk_id,
-            title=hit.title,
-            url=hit.url,
-            heading=hit.heading,
-            relevance=hit.relevance,
-        )
-        for number, hit in enumerate(grounded, start=1)
-        if answered and f"[{number}]" in answer
-    ]
-
-
 class ChatService:
     def __init__(
         self,
         conversations: ConversationRepository,
-        retrieval: RetrievalService,
-        providers: Callable[[ChatbotDocument], AnswerProvider],
+        answerer: Answerer,
         events: EventBus,
     ) -> None:
         self._conversations = conversations
-        self._retrieval = retrieval
-        self._providers = providers
+        self._answerer = answerer
         self._events = events
 
     async def events(
@@ -105,13 +76,15 @@ class ChatService:
             event="start", data={"conversation_id": conversation["id"], "message_id": answer_id}
         )
 
-        hits = await self._retrieval.retrieve(chatbot, request.message)
-        grounded = _grounded_passages(chatbot, hits)
+        grounding = await self._answerer.ground(chatbot, request.message)
+        history = (
+            await self._conversations.recent_turns(conversation["id"], question_id)
+            if grounding.passages
+            else []
+        )
         answer = ""
         try:
-            async for token in self._stream_answer(
-                chatbot, request, conversation, question_id, grounded
-            ):
+            async for token in self._answerer.stream(chatbot, request.message, grounding, history):
                 answer += token
                 yield ChatEvent(event="token", data={"text": token})
         except ProviderError as error:
@@ -122,7 +95,7 @@ class ChatService:
         if not answered:
             answer = I_DONT_KNOW
             yield ChatEvent(event="token", data={"text": answer})
-        citations = _citations(grounded, answer, answered)
+        citations = citations_in(grounding, answer) if answered else []
         yield ChatEvent(event="sources", data={"sources": [c.model_dump() for c in citations]})
         latency_ms = round((time.perf_counter() - started) * 1000)
         await self._store_answer(
@@ -133,7 +106,7 @@ class ChatService:
             answer=answer,
             answered=answered,
             citations=citations,
-            hits=hits,
+            hits=grounding.hits,
             latency_ms=latency_ms,
         )
         yield ChatEvent(
@@ -157,28 +130,6 @@ class ChatService:
         }
         await self._conversations.add_message(question, now)
         return question_id
-
-    async def _stream_answer(
-        self,
-        chatbot: ChatbotDocument,
-        request: ChatRequest,
-        conversation: ConversationDocument,
-        question_id: str,
-        grounded: list[RetrievedChunk],
-    ) -> AsyncIterator[str]:
-        """The model's answer token by token, or nothing when no passage is relevant enough;
-        raises ProviderError if the model fails."""
-        if not grounded:
-            return
-        provider_request = AnswerRequest(
-            question=request.message,
-            passages=grounded,
-            system_prompt=chatbot["system_prompt"],
-            max_tokens=chatbot["model"]["max_tokens"],
-            history=await self._conversations.recent_turns(conversation["id"], question_id),
-        )
-        async for token in self._providers(chatbot).stream(provider_request):
-            yield token
 
     async def _store_answer(
         self,

@@ -12,7 +12,16 @@ from app.core.resources import Resources
 from app.core.schemas import after_cursor
 
 # Every collection whose documents belong to one chatbot (by chatbot_id).
-CHATBOT_OWNED_COLLECTIONS = ("api_keys", "chunks", "sources", "messages", "conversations")
+CHATBOT_OWNED_COLLECTIONS = (
+    "api_keys",
+    "chunks",
+    "sources",
+    "messages",
+    "conversations",
+    "eval_cases",
+    "eval_runs",
+    "eval_results",
+)
 _DELETING = ChatbotStatus.DELETING.value
 _VISIBLE = {"status": {"$ne": _DELETING}}
 

@@ -14,6 +14,7 @@ class SearchedChunk(TypedDict):
     url: str | None
     heading: str
     content: str
+    vector: NotRequired[bytes]  # the static model's vector, float16
     embedding: NotRequired[list[float]]  # only when an embeddings endpoint is configured
 
 

@@ -5,7 +5,7 @@ from typing import cast
 from app.core.db import Document, MongoDatabase
 from app.retrieval.documents import ChunkDocument, SearchedChunk
 
-_SEARCHED_FIELDS = ("id", "source_id", "position", "title", "url", "heading", "content")
+_SEARCHED_FIELDS = ("id", "source_id", "position", "title", "url", "heading", "content", "vector")
 
 
 class ChunkRepository:

@@ -18,5 +18,5 @@ async def retrieve(
     results = await service.retrieve(chatbot, body.query, body.top_k)
     threshold = chatbot["retrieval"]["score_threshold"]
     return RetrieveResponse(
-        results=results, above_threshold=bool(results) and results[0].relevance >= threshold
+        results=results, above_threshold=any(r.relevance >= threshold for r in results)
     )

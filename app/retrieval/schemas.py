@@ -21,11 +21,14 @@ class RetrievedChunk(BaseModel):
     content: str
     score: float = Field(description="BM25 score")
     relevance: float = Field(
-        description="Share of the query's terms (weighted by rarity) that the chunk contains, "
-        "0..1; compared with the bot's score_threshold"
+        description="Estimated chance, 0..1, that the chunk answers the question (from the "
+        "share of the question's terms it holds and its vector similarity); the bot answers "
+        "when the best chunk reaches its score_threshold"
     )
 
 
 class RetrieveResponse(BaseModel):
     results: list[RetrievedChunk]
-    above_threshold: bool = Field(description="Whether the best result reaches the bot's threshold")
+    above_threshold: bool = Field(
+        description="Whether the best result reaches the bot's threshold (the bot would answer)"
+    )

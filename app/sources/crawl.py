@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from urllib.parse import urldefrag, urljoin, urlsplit
 
-from app.sources.extract import html_title, html_to_text
 from app.sources.fetch import Fetcher, FetchError, UnsafeUrlError
+from app.sources.html import html_title, html_to_text
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,14 @@
 """Text from uploaded files: txt, md, html, csv, pdf and docx, with headings kept as `#` lines
-so that chunking can follow the document's structure."""
+and blocks separated by blank lines, so that chunking can follow the document's structure."""
 
 import csv
 import io
-from html.parser import HTMLParser
 from pathlib import PurePath
 
 from docx import Document as open_docx
 from pypdf import PdfReader
+
+from app.sources.html import html_to_text
 
 SUPPORTED = {
     ".txt": "text/plain",
@@ -81,54 +82,3 @@ def _docx_text(data: bytes) -> str:
         else:
             lines.append(paragraph.text)
     return "\n".join(lines)
-
-
-class _HtmlText(HTMLParser):
-    _SKIP = frozenset({"script", "style", "noscript", "nav", "footer", "template", "svg"})
-    _BLOCK = frozenset(
-        {"p", "div", "li", "br", "tr", "section", "article", "table", "ul", "ol", "dd", "dt"}
-    )
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self.title = ""
-        self._skipping = 0
-        self._in_title = False
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in self._SKIP:
-            self._skipping += 1
-        elif tag == "title":
-            self._in_title = True
-        elif len(tag) == 2 and tag[0] == "h" and tag[1].isdigit():
-            self.parts.append("\n" + "#" * int(tag[1]) + " ")
-        elif tag in self._BLOCK:
-            self.parts.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in self._SKIP and self._skipping:
-            self._skipping -= 1
-        elif tag == "title":
-            self._in_title = False
-        elif (len(tag) == 2 and tag[0] == "h" and tag[1].isdigit()) or tag in self._BLOCK:
-            self.parts.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if self._in_title:
-            self.title += data
-        elif not self._skipping:
-            self.parts.append(data)
-
-
-def html_to_text(html: str) -> str:
-    parser = _HtmlText()
-    parser.feed(html)
-    lines = (" ".join(line.split()) for line in "".join(parser.parts).splitlines())
-    return "\n".join(line for line in lines if line)
-
-
-def html_title(html: str) -> str:
-    parser = _HtmlText()
-    parser.feed(html)
-    return " ".join(parser.title.split())

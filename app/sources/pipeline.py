@@ -6,6 +6,8 @@ import hashlib
 import logging
 from dataclasses import dataclass
 
+import numpy as np
+
 from app.chatbots.documents import ChatbotDocument
 from app.chatbots.repository import ChatbotRepository
 from app.chatbots.schemas import ChatbotStatus
@@ -16,6 +18,8 @@ from app.core.security import new_id, utcnow
 from app.retrieval.documents import ChunkDocument
 from app.retrieval.embeddings import EmbeddingsClient, EmbeddingsError
 from app.retrieval.repository import ChunkRepository
+from app.retrieval.service import chunk_text_for_vectors
+from app.retrieval.static_model import static_embedder
 from app.sources.chunking import chunk_text
 from app.sources.crawl import CrawlSpec, collect
 from app.sources.documents import SourceDocument
@@ -165,15 +169,22 @@ class IngestionPipeline:
         return [Page(page.title, page.url, page.text) for page in pages]
 
     async def _embed(self, chunks: list[ChunkDocument]) -> None:
-        """Adds vectors for hybrid retrieval; without them the chunks still serve BM25."""
-        if self._embeddings is None or not chunks:
+        """Adds the static model's vectors, and the endpoint's when one is configured (without
+        those the chunks still serve BM25 and the static vectors)."""
+        if not chunks:
+            return
+        texts = [chunk_text_for_vectors(chunk) for chunk in chunks]
+        vectors = await asyncio.to_thread(static_embedder().embed, texts)
+        for chunk, row in zip(chunks, vectors.astype(np.float16), strict=True):
+            chunk["vector"] = row.tobytes()
+        if self._embeddings is None:
             return
         try:
-            vectors = await self._embeddings.embed([chunk["content"] for chunk in chunks])
+            embedded = await self._embeddings.embed([chunk["content"] for chunk in chunks])
         except EmbeddingsError as error:
-            logger.warning("chunks stored without embeddings: %s", error)
+            logger.warning("chunks stored without the endpoint's embeddings: %s", error)
             return
-        for chunk, vector in zip(chunks, vectors, strict=True):
+        for chunk, vector in zip(chunks, embedded, strict=True):
             chunk["embedding"] = vector
 
     @staticmethod

@@ -1,0 +1,1 @@
+"""Evaluation: a bot's test cases, and runs that answer them and measure the answers."""
