@@ -1,5 +1,5 @@
 # The two commands: `make dev` runs the service, `make test` runs every check.
-.PHONY: dev test install services stop lint format clean kind kind-test bench-http bench-retrieval bench-ws bench-analytics bench-cpu widget-hash
+.PHONY: dev test install services stop lint format clean kind kind-test bench-http bench-retrieval bench-ws bench-analytics bench-cpu bench-rag widget-hash
 
 dev:  ## install, start FerretDB and Redis, run the API and an ingestion worker in the foreground
 	bash scripts/dev.sh
@@ -69,3 +69,8 @@ bench-cpu:  ## CPU time per request of the hot routes, alternating between sourc
 bench-analytics:  ## analytics p95, cold and cached, for a bot with 100,000 messages over 30 days
 	bash scripts/bootstrap.sh
 	.venv/bin/python bench/analytics_bench.py $(ARGS)
+
+bench-rag:  ## answer quality on ten PostgreSQL manual pages: recall, answered, "I don't know", the threshold curve
+	bash scripts/bootstrap.sh
+	[ -d /usr/share/doc/postgresql-doc-15/html ] || (apt-get update -qq && apt-get install -y -qq postgresql-doc-15)
+	.venv/bin/python bench/rag_bench.py $(ARGS)

@@ -20,7 +20,7 @@ def test_a_new_chatbot_has_sensible_defaults(client: httpx.Client) -> None:
     assert chatbot["status"] == "active"
     assert chatbot["model"]["provider"] == "offline"
     assert chatbot["retrieval"] == {
-        "top_k": 4,
+        "top_k": 5,
         "score_threshold": 0.5,
         "chunk_size": 1000,
         "chunk_overlap": 150,

@@ -58,6 +58,7 @@ class OfflineProvider:
     heading_weight = 0.3
     closeness_weight = 1.0
     rank_weight = 0.3
+    keep_ratio = 0.6  # a further sentence scores at least this share of the best one
 
     def compose(self, request: AnswerRequest) -> str:
         sentences = [
@@ -90,9 +91,13 @@ class OfflineProvider:
                 + self.rank_weight * earlier
             )
 
-        ranked = sorted(range(len(sentences)), key=lambda p: -score(p))
+        scores = [score(position) for position in range(len(sentences))]
+        ranked = sorted(range(len(sentences)), key=lambda p: -scores[p])
+        best = scores[ranked[0]]
         chosen: set[int] = set()
         for position in ranked[: self.max_sentences]:
+            if chosen and scores[position] < self.keep_ratio * best:
+                break
             chosen.add(position)
             sentence, before = sentences[position], position - 1
             if (

@@ -15,6 +15,8 @@ from app.core.schemas import after_cursor
 CHATBOT_OWNED_COLLECTIONS = (
     "api_keys",
     "chunks",
+    "index_segments",
+    "index_segment_data",
     "sources",
     "messages",
     "conversations",

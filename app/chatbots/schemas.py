@@ -35,7 +35,7 @@ class ModelSettings(RequestModel):
 
 
 class RetrievalSettings(RequestModel):
-    top_k: Annotated[int, Field(ge=1, le=20)] = 4
+    top_k: Annotated[int, Field(ge=1, le=20)] = 5
     score_threshold: Annotated[
         float,
         Field(

@@ -25,8 +25,6 @@ from app.evaluation.documents import CaseResultDocument, CaseSpecDocument, RunSu
 from app.evaluation.repository import EvalRunRepository
 from app.evaluation.schemas import CaseResult, Expected, RetrievedPassage, RunStatus
 from app.evaluation.scoring import holds_evidence, judge, summarize
-from app.retrieval.embeddings import EmbeddingsClient
-from app.retrieval.repository import ChunkRepository
 from app.retrieval.schemas import RetrievedChunk
 from app.retrieval.service import RetrievalIndexes, RetrievalService
 
@@ -58,11 +56,7 @@ class EvaluationRunner:
     @classmethod
     def over(cls, resources: Resources, indexes: RetrievalIndexes) -> "EvaluationRunner":
         """The runner of a process, answering with retrieval over its own `indexes`."""
-        retrieval = RetrievalService(
-            ChunkRepository(resources.db),
-            indexes,
-            EmbeddingsClient.configured(resources.http, resources.settings),
-        )
+        retrieval = RetrievalService.over(resources, indexes)
         answerer = Answerer(retrieval, lambda chatbot: provider_for(resources, chatbot))
         return cls(EvalRunRepository(resources.db), ChatbotRepository(resources), answerer)
 

@@ -34,13 +34,21 @@ _stemmer = Stemmer.Stemmer("english")
 
 def fold(text: str) -> str:
     """Lower case without accents: "Café" and "cafe" meet."""
-    decomposed = unicodedata.normalize("NFKD", text.lower())
+    lowered = text.lower()
+    if lowered.isascii():
+        return lowered
+    decomposed = unicodedata.normalize("NFKD", lowered)
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
 @lru_cache(maxsize=65_536)
 def _stem(word: str) -> str:
-    return str(_stemmer.stemWord(word))
+    stem = str(_stemmer.stemWord(word))
+    if stem.endswith("i") and len(stem) > 4:
+        # Porter2 leaves "delivery" as "deliveri" but "delivers" as "deliv": stemming the word
+        # without its final i brings the noun to the verb.
+        return str(_stemmer.stemWord(stem[:-1]))
+    return stem
 
 
 def words(text: str) -> list[str]:

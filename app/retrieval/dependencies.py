@@ -5,18 +5,11 @@ from typing import Annotated
 from fastapi import Depends
 
 from app.container import Container, ContainerDep
-from app.retrieval.embeddings import EmbeddingsClient
-from app.retrieval.repository import ChunkRepository
 from app.retrieval.service import RetrievalService
 
 
 def retrieval_service(container: Container) -> RetrievalService:
-    resources = container.resources
-    return RetrievalService(
-        ChunkRepository(resources.db),
-        container.retrieval_indexes,
-        EmbeddingsClient.configured(resources.http, resources.settings),
-    )
+    return RetrievalService.over(container.resources, container.retrieval_indexes)
 
 
 async def get_retrieval_service(container: ContainerDep) -> RetrievalService:

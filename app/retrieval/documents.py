@@ -1,7 +1,9 @@
 """What the chunks collection stores: the ingestion pipeline writes it, retrieval searches it."""
 
 from datetime import datetime
-from typing import NotRequired, TypedDict
+from typing import TypedDict
+
+SEARCHED_FIELDS = ("id", "source_id", "position", "title", "url", "heading", "content")
 
 
 class SearchedChunk(TypedDict):
@@ -14,8 +16,6 @@ class SearchedChunk(TypedDict):
     url: str | None
     heading: str
     content: str
-    vector: NotRequired[bytes]  # the static model's vector, float16
-    embedding: NotRequired[list[float]]  # only when an embeddings endpoint is configured
 
 
 class ChunkDocument(SearchedChunk):
@@ -23,3 +23,16 @@ class ChunkDocument(SearchedChunk):
 
     chatbot_id: str
     created_at: datetime
+
+
+def searched(chunk: ChunkDocument) -> SearchedChunk:
+    """The fields of a stored chunk that retrieval reads."""
+    return {
+        "id": chunk["id"],
+        "source_id": chunk["source_id"],
+        "position": chunk["position"],
+        "title": chunk["title"],
+        "url": chunk["url"],
+        "heading": chunk["heading"],
+        "content": chunk["content"],
+    }

@@ -5,6 +5,7 @@ relevance is a calibrated estimate that the passage answers the question (see `r
 import asyncio
 import logging
 import math
+import re
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -12,12 +13,14 @@ import numpy as np
 import numpy.typing as npt
 
 from app.chatbots.documents import ChatbotDocument
+from app.core.resources import Resources
 from app.retrieval.analysis import query_terms
 from app.retrieval.documents import SearchedChunk
 from app.retrieval.embeddings import EmbeddingsClient, EmbeddingsError
-from app.retrieval.lexical import LexicalIndex
+from app.retrieval.lexical import score
 from app.retrieval.repository import ChunkRepository
 from app.retrieval.schemas import RetrievedChunk
+from app.retrieval.segments import Segment, SegmentRepository, segments_of_chunks
 from app.retrieval.static_model import static_embedder
 
 logger = logging.getLogger(__name__)
@@ -27,69 +30,69 @@ CANDIDATES = 50
 Matrix = npt.NDArray[np.float32]
 
 
-def chunk_text_for_vectors(chunk: SearchedChunk) -> str:
-    """What a chunk's vector is computed from: its place in the document, then its text."""
-    return f"{chunk.get('title', '')}. {chunk.get('heading', '')}. {chunk['content']}"
-
-
 @dataclass(frozen=True)
 class KnowledgeIndex:
+    """A bot's segments, searched side by side; the chunks and vectors laid end to end."""
+
     version: int
+    segments: tuple[Segment, ...]
     chunks: list[SearchedChunk]
-    lexical: LexicalIndex
     vectors: Matrix  # unit rows from the static model
-    endpoint_vectors: Matrix | None  # unit rows from the embeddings endpoint, when it has them
+    endpoint_vectors: Matrix | None  # unit rows from the embeddings endpoint, when all have them
 
     @classmethod
-    def build(cls, version: int, chunks: list[SearchedChunk]) -> "KnowledgeIndex":
-        lexical = LexicalIndex.build(
-            [(f"{c.get('title', '')} {c.get('heading', '')}", c["content"]) for c in chunks]
+    def of(cls, version: int, segments: list[Segment]) -> "KnowledgeIndex":
+        ordered = tuple(sorted(segments, key=lambda segment: segment.key))
+        chunks = [chunk for segment in ordered for chunk in segment.chunks]
+        if not ordered:
+            return cls(version, (), [], np.zeros((0, 1), dtype=np.float32), None)
+        vectors = np.concatenate([segment.vectors for segment in ordered])
+        endpoint = [segment.endpoint_vectors for segment in ordered]
+        shapes = {matrix.shape[1] for matrix in endpoint if matrix is not None}
+        endpoint_vectors = (
+            np.concatenate([m for m in endpoint if m is not None])
+            if len(shapes) == 1 and all(m is not None for m in endpoint)
+            else None
         )
-        return cls(version, chunks, lexical, _static_vectors(chunks), _endpoint_vectors(chunks))
+        return cls(version, ordered, chunks, vectors, endpoint_vectors)
 
 
-def _static_vectors(chunks: list[SearchedChunk]) -> Matrix:
-    embedder = static_embedder()
-    matrix = np.zeros((len(chunks), embedder.dimensions), dtype=np.float32)
-    missing = []
-    for row, chunk in enumerate(chunks):
-        stored = chunk.pop("vector", None)  # kept once, in the matrix
-        if stored is not None and len(stored) == embedder.dimensions * 2:
-            matrix[row] = np.frombuffer(stored, dtype=np.float16)
-        else:
-            missing.append(row)
-    if missing:  # chunks stored before vectors were
-        matrix[missing] = embedder.embed([chunk_text_for_vectors(chunks[r]) for r in missing])
-    return matrix
-
-
-def _endpoint_vectors(chunks: list[SearchedChunk]) -> Matrix | None:
-    dimensions = next((len(c["embedding"]) for c in chunks if c.get("embedding")), 0)
-    if not dimensions:
-        return None
-    matrix = np.zeros((len(chunks), dimensions), dtype=np.float32)
-    for row, chunk in enumerate(chunks):
-        vector = chunk.pop("embedding", None)  # kept once, in the matrix
-        if vector and len(vector) == dimensions:
-            matrix[row] = vector
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0)
-
-
-def relevance(coverage: float, similarity: float) -> float:
+def relevance(coverage: float, similarity: float, sentence_similarity: float) -> float:
     """The estimated chance, 0..1, that a passage answers the question, from the share of the
-    question's content terms it holds (IDF-weighted) and its vector similarity to the
-    question. Calibrated on the public benchmark (bench/README.md, `make bench-rag`)."""
-    return 1 / (1 + math.exp(-(COVERAGE_WEIGHT * coverage + SIMILARITY_WEIGHT * similarity + BIAS)))
+    question's content terms it holds (IDF-weighted), its vector similarity to the question,
+    and the similarity of its closest sentence. A logistic model fitted on the public
+    benchmark, each class weighted equally (bench/README.md, `make bench-rag`)."""
+    z = (
+        COVERAGE_WEIGHT * coverage
+        + SIMILARITY_WEIGHT * similarity
+        + SENTENCE_WEIGHT * sentence_similarity
+        + BIAS
+    )
+    return 1 / (1 + math.exp(-z))
 
 
-COVERAGE_WEIGHT = 1.94
-SIMILARITY_WEIGHT = 5.76
-BIAS = -3.82
+COVERAGE_WEIGHT = 1.69
+SIMILARITY_WEIGHT = 4.58
+SENTENCE_WEIGHT = 1.95
+BIAS = -4.19
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+
+
+def _closest_sentences(question: Matrix, passages: list[str]) -> list[float]:
+    """Per passage, the similarity of its sentence closest to the question."""
+    sentences = [[s for s in _SENTENCE.split(text) if s.strip()] or [text] for text in passages]
+    vectors = static_embedder().embed([s for group in sentences for s in group])
+    closeness = vectors @ question
+    best, start = [], 0
+    for group in sentences:
+        best.append(float(closeness[start : start + len(group)].max()))
+        start += len(group)
+    return best
 
 
 class RetrievalIndexes:
-    """At most `capacity` bots' indexes per process, least recently used dropped first."""
+    """At most `capacity` bots' indexes per process, least recently used dropped first. When a
+    bot's knowledge version moves on, only the segments that changed are loaded."""
 
     def __init__(self, capacity: int = 256) -> None:
         self._capacity = capacity
@@ -97,7 +100,7 @@ class RetrievalIndexes:
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def get(
-        self, chatbot: ChatbotDocument, chunks: ChunkRepository, with_embeddings: bool
+        self, chatbot: ChatbotDocument, segments: SegmentRepository, chunks: ChunkRepository
     ) -> KnowledgeIndex:
         chatbot_id, version = chatbot["id"], chatbot.get("knowledge_version", 0)
         built = self._built.get(chatbot_id)
@@ -105,25 +108,54 @@ class RetrievalIndexes:
             self._built.move_to_end(chatbot_id)
             return built
         lock = self._locks.setdefault(chatbot_id, asyncio.Lock())
-        async with lock:  # one build per bot at a time
+        async with lock:  # one load per bot at a time
             built = self._built.get(chatbot_id)
             if built is None or built.version != version:
-                found = await chunks.for_chatbot(chatbot_id, with_embeddings)
-                built = await asyncio.to_thread(KnowledgeIndex.build, version, found)
+                parts = await self._segments(chatbot_id, built, segments, chunks)
+                built = KnowledgeIndex.of(version, parts)
                 self._built[chatbot_id] = built
                 while len(self._built) > self._capacity:
                     evicted, _ = self._built.popitem(last=False)
                     self._locks.pop(evicted, None)
         return built
 
+    @staticmethod
+    async def _segments(
+        chatbot_id: str,
+        held: KnowledgeIndex | None,
+        segments: SegmentRepository,
+        chunks: ChunkRepository,
+    ) -> list[Segment]:
+        builds = await segments.builds(chatbot_id)
+        if not builds:
+            # Chunks stored before segments were (the worker backfills them at start).
+            found = await chunks.for_chatbot(chatbot_id)
+            return await asyncio.to_thread(segments_of_chunks, found)
+        current = {s.build for s in held.segments} if held is not None else set()
+        kept = [s for s in held.segments if builds.get(s.key) == s.build] if held else []
+        missing = [build for build in builds.values() if build not in current]
+        return kept + (await segments.load(missing) if missing else [])
+
 
 class RetrievalService:
+    @classmethod
+    def over(cls, resources: Resources, indexes: RetrievalIndexes) -> "RetrievalService":
+        """Retrieval over a process's clients, with its own `indexes`."""
+        return cls(
+            SegmentRepository(resources.db),
+            ChunkRepository(resources.db),
+            indexes,
+            EmbeddingsClient.configured(resources.http, resources.settings),
+        )
+
     def __init__(
         self,
+        segments: SegmentRepository,
         chunks: ChunkRepository,
         indexes: RetrievalIndexes,
         embeddings: EmbeddingsClient | None = None,
     ) -> None:
+        self._segments = segments
         self._chunks = chunks
         self._indexes = indexes
         self._embeddings = embeddings
@@ -131,7 +163,7 @@ class RetrievalService:
     async def retrieve(
         self, chatbot: ChatbotDocument, query: str, top_k: int | None = None
     ) -> list[RetrievedChunk]:
-        index = await self._indexes.get(chatbot, self._chunks, self._embeddings is not None)
+        index = await self._indexes.get(chatbot, self._segments, self._chunks)
         limit = top_k or chatbot["retrieval"]["top_k"]
         return rank(index, query, limit, await self._endpoint_similarity(index, query))
 
@@ -156,11 +188,10 @@ def rank(
     """The `limit` best chunks for the query, best first."""
     if not index.chunks:
         return []
-    lexical = index.lexical.score(query_terms(query))
+    lexical = score([segment.postings for segment in index.segments], query_terms(query))
+    question = static_embedder().embed([query])[0]
     similarity = (
-        endpoint_similarity
-        if endpoint_similarity is not None
-        else index.vectors @ static_embedder().embed([query])[0]
+        endpoint_similarity if endpoint_similarity is not None else index.vectors @ question
     )
     candidates = max(limit, CANDIDATES)
     fused = np.zeros(len(index.chunks), dtype=np.float64)
@@ -171,16 +202,20 @@ def rank(
     by_meaning = by_meaning[similarity[by_meaning] > 0]
     fused[by_meaning] += 1 / (RRF_K + 1 + np.arange(len(by_meaning)))
     order = [int(p) for p in np.argsort(-fused, kind="stable")[:limit] if fused[p] > 0]
+    chunks = [index.chunks[p] for p in order]
+    closest = _closest_sentences(question, [chunk["content"] for chunk in chunks])
     return [
         RetrievedChunk(
-            chunk_id=index.chunks[p]["id"],
-            source_id=index.chunks[p]["source_id"],
-            title=index.chunks[p].get("title", ""),
-            url=index.chunks[p].get("url"),
-            heading=index.chunks[p].get("heading", ""),
-            content=index.chunks[p]["content"],
+            chunk_id=chunk["id"],
+            source_id=chunk["source_id"],
+            title=chunk.get("title", ""),
+            url=chunk.get("url"),
+            heading=chunk.get("heading", ""),
+            content=chunk["content"],
             score=round(float(lexical.bm25[p]), 4),
-            relevance=round(relevance(float(lexical.coverage[p]), float(similarity[p])), 4),
+            relevance=round(
+                relevance(float(lexical.coverage[p]), float(similarity[p]), sentence), 4
+            ),
         )
-        for p in order
+        for p, chunk, sentence in zip(order, chunks, closest, strict=True)
     ]

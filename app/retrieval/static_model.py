@@ -13,6 +13,7 @@ import numpy.typing as npt
 from tokenizers import Tokenizer
 
 Matrix = npt.NDArray[np.float32]
+_BATCH = 256  # texts tokenized and pooled at a time
 _WEIGHTS = "weights/l2_supercat_256.safetensors"
 # The wheel keeps its tokenizer under tokenizers/ (its own loader looks in tokenizer/).
 _TOKENIZER = "tokenizers/l2_supercat_tokenizer_config.json"
@@ -44,12 +45,23 @@ class StaticEmbedder:
     def embed(self, texts: list[str]) -> Matrix:
         """Unit rows, one per text (zeros for a text with no token)."""
         out = np.zeros((len(texts), self.dimensions), dtype=np.float32)
-        for row, encoding in enumerate(
-            self._tokenizer.encode_batch(texts, add_special_tokens=False)
-        ):
-            if encoding.ids:
-                ids = np.clip(np.asarray(encoding.ids), 0, self._table.shape[0] - 1)
-                out[row] = self._table[ids].astype(np.float32).mean(axis=0)
+        for start in range(0, len(texts), _BATCH):
+            encodings = self._tokenizer.encode_batch(
+                texts[start : start + _BATCH], add_special_tokens=False
+            )
+            counts = np.array([len(e.ids) for e in encodings])
+            if not counts.sum():
+                continue
+            ids = np.concatenate([np.asarray(e.ids, dtype=np.int64) for e in encodings])
+            np.clip(ids, 0, self._table.shape[0] - 1, out=ids)
+            # Token counts per text over the batch's distinct tokens, times their vectors.
+            distinct, column = np.unique(ids, return_inverse=True)
+            row = np.repeat(np.arange(len(encodings)), counts)
+            tally = np.bincount(
+                row * len(distinct) + column, minlength=len(encodings) * len(distinct)
+            ).reshape(len(encodings), len(distinct))
+            sums = tally.astype(np.float32) @ self._table[distinct].astype(np.float32)
+            out[start : start + len(encodings)] = sums / np.maximum(counts, 1)[:, None]
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return np.divide(out, norms, out=np.zeros_like(out), where=norms > 0)
 

@@ -7,6 +7,7 @@ from fastapi import Depends
 from app.chatbots.repository import ChatbotRepository
 from app.container import ContainerDep
 from app.retrieval.repository import ChunkRepository
+from app.retrieval.segments import SegmentRepository
 from app.sources.fetch import Fetcher
 from app.sources.repository import SourceRepository
 from app.sources.service import SourceService
@@ -17,6 +18,7 @@ async def get_source_service(container: ContainerDep) -> SourceService:
     return SourceService(
         SourceRepository(resources.db),
         ChunkRepository(resources.db),
+        SegmentRepository(resources.db),
         ChatbotRepository(resources),
         resources.settings,
         container.ingest_queue,

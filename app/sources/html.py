@@ -35,6 +35,14 @@ def _inline(node: LexborNode) -> str:
     return " ".join((node.text(deep=True, separator="") or "").split())
 
 
+def _flat(node: LexborNode) -> str:
+    """A definition's or a cell's text on one line, its paragraphs separated by a space."""
+    inner = _Blocks()
+    inner.walk(node)
+    inner.flush()
+    return " ".join(" ".join(block.split()) for block in inner.blocks)
+
+
 class _Blocks:
     def __init__(self) -> None:
         self.blocks: list[str] = []
@@ -83,9 +91,9 @@ class _Blocks:
                 if descriptions:
                     self.add(" ".join(terms) + ": " + " ".join(descriptions))
                     terms, descriptions = [], []
-                terms.append(_inline(child))
+                terms.append(_flat(child))
             elif child.tag == "dd":
-                descriptions.append(_inline(child))
+                descriptions.append(_flat(child))
         if terms or descriptions:
             self.add((" ".join(terms) + ": " if terms else "") + " ".join(descriptions))
 
@@ -93,7 +101,7 @@ class _Blocks:
         """One block, a line per row, cells separated by " | "."""
         rows = []
         for row in table.css("tr"):
-            cells = [_inline(cell) for cell in row.iter() if cell.tag in ("td", "th")]
+            cells = [_flat(cell) for cell in row.iter() if cell.tag in ("td", "th")]
             if any(cells):
                 rows.append(" | ".join(cells))
         caption = table.css_first("caption")

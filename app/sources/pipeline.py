@@ -6,8 +6,6 @@ import hashlib
 import logging
 from dataclasses import dataclass
 
-import numpy as np
-
 from app.chatbots.documents import ChatbotDocument
 from app.chatbots.repository import ChatbotRepository
 from app.chatbots.schemas import ChatbotStatus
@@ -15,11 +13,10 @@ from app.core.config import Settings
 from app.core.events import EventBus, publish_event
 from app.core.resources import Resources
 from app.core.security import new_id, utcnow
-from app.retrieval.documents import ChunkDocument
+from app.retrieval.documents import ChunkDocument, searched
 from app.retrieval.embeddings import EmbeddingsClient, EmbeddingsError
 from app.retrieval.repository import ChunkRepository
-from app.retrieval.service import chunk_text_for_vectors
-from app.retrieval.static_model import static_embedder
+from app.retrieval.segments import SegmentRepository, segments_for_source
 from app.sources.chunking import chunk_text
 from app.sources.crawl import CrawlSpec, collect
 from app.sources.documents import SourceDocument
@@ -50,6 +47,7 @@ class IngestionPipeline:
         self,
         sources: SourceRepository,
         chunks: ChunkRepository,
+        segments: SegmentRepository,
         chatbots: ChatbotRepository,
         settings: Settings,
         events: EventBus,
@@ -58,6 +56,7 @@ class IngestionPipeline:
     ) -> None:
         self._sources = sources
         self._chunks = chunks
+        self._segments = segments
         self._chatbots = chatbots
         self._settings = settings
         self._events = events
@@ -70,6 +69,7 @@ class IngestionPipeline:
         return cls(
             SourceRepository(resources.db),
             ChunkRepository(resources.db),
+            SegmentRepository(resources.db),
             ChatbotRepository(resources),
             resources.settings,
             resources.events,
@@ -111,8 +111,15 @@ class IngestionPipeline:
         text_length = sum(len(page.text) for page in pages)
         await self._check_char_limit(source, text_length)
         chunks = self._chunk(chatbot, source, pages)
-        await self._embed(chunks)
-        await self._chunks.replace_for_source(source["id"], chunks)
+        endpoint = await self._endpoint_vectors(chunks)
+        # The index segments are built while the chunks are written.
+        segments, _ = await asyncio.gather(
+            asyncio.to_thread(
+                segments_for_source, source["id"], [searched(c) for c in chunks], endpoint
+            ),
+            self._chunks.replace_for_source(source["id"], chunks),
+        )
+        await self._segments.replace_for_source(source["chatbot_id"], source["id"], segments)
         await self._chatbots.bump_knowledge(source["chatbot_id"])
         await self._sources.set_status(
             source["id"],
@@ -168,24 +175,16 @@ class IngestionPipeline:
             raise FetchError(f"no page with text was found from {spec['url']}")
         return [Page(page.title, page.url, page.text) for page in pages]
 
-    async def _embed(self, chunks: list[ChunkDocument]) -> None:
-        """Adds the static model's vectors, and the endpoint's when one is configured (without
-        those the chunks still serve BM25 and the static vectors)."""
-        if not chunks:
-            return
-        texts = [chunk_text_for_vectors(chunk) for chunk in chunks]
-        vectors = await asyncio.to_thread(static_embedder().embed, texts)
-        for chunk, row in zip(chunks, vectors.astype(np.float16), strict=True):
-            chunk["vector"] = row.tobytes()
-        if self._embeddings is None:
-            return
+    async def _endpoint_vectors(self, chunks: list[ChunkDocument]) -> list[list[float]] | None:
+        """The embeddings endpoint's vectors, when one is configured and answers; without them
+        retrieval uses BM25 and the static model's vectors."""
+        if self._embeddings is None or not chunks:
+            return None
         try:
-            embedded = await self._embeddings.embed([chunk["content"] for chunk in chunks])
+            return await self._embeddings.embed([chunk["content"] for chunk in chunks])
         except EmbeddingsError as error:
             logger.warning("chunks stored without the endpoint's embeddings: %s", error)
-            return
-        for chunk, vector in zip(chunks, embedded, strict=True):
-            chunk["embedding"] = vector
+            return None
 
     @staticmethod
     def _chunk(

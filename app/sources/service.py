@@ -11,6 +11,7 @@ from app.chatbots.repository import ChatbotRepository
 from app.core.config import Settings
 from app.core.security import new_id, utcnow
 from app.retrieval.repository import ChunkRepository
+from app.retrieval.segments import SegmentRepository
 from app.sources.documents import CrawlDocument, SourceDocument, SourceFileDocument
 from app.sources.errors import (
     FileTooLargeError,
@@ -47,6 +48,7 @@ class SourceService:
         self,
         sources: SourceRepository,
         chunks: ChunkRepository,
+        segments: SegmentRepository,
         chatbots: ChatbotRepository,
         settings: Settings,
         queue: IngestQueue,
@@ -54,6 +56,7 @@ class SourceService:
     ) -> None:
         self._sources = sources
         self._chunks = chunks
+        self._segments = segments
         self._chatbots = chatbots
         self._settings = settings
         self._queue = queue
@@ -183,6 +186,7 @@ class SourceService:
     async def delete(self, chatbot: ChatbotDocument, source_id: str) -> None:
         if await self._sources.get(chatbot["id"], source_id) is None:
             raise SourceNotFoundError()
+        await self._segments.delete_for_source(source_id)
         await self._chunks.delete_for_source(source_id)
         await self._sources.delete(source_id)
         await self._chatbots.bump_knowledge(chatbot["id"])

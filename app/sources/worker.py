@@ -26,6 +26,8 @@ from app.core.metrics import record_memory
 from app.core.redis import RedisClient
 from app.core.resources import close_resources, open_resources
 from app.evaluation.runner import EvaluationRunner
+from app.retrieval.repository import ChunkRepository
+from app.retrieval.segments import SegmentRepository, backfill_segments
 from app.retrieval.service import RetrievalIndexes
 from app.sources.metrics import INGEST_BACKLOG, INGEST_JOBS
 from app.sources.pipeline import IngestionPipeline
@@ -53,6 +55,13 @@ async def run_worker(settings: Settings) -> None:
         logger.info("worker metrics on %s:%d/metrics", settings.host, settings.worker_metrics_port)
     if settings.mongo_ensure_indexes:  # off where the operator owns the indexes
         await ensure_indexes(db)
+    try:
+        indexed = await backfill_segments(SegmentRepository(db), ChunkRepository(db))
+    except PyMongoError as error:  # the processes index those sources themselves meanwhile
+        logger.warning("index segments not backfilled: %s", error)
+    else:
+        if indexed:
+            logger.info("built the index segments of %d sources stored without them", indexed)
     await _create_group(redis, stream)
     logger.info("worker %s reading %s (group %s)", consumer, stream, GROUP)
     beat_seconds = min(5.0, settings.ingest_worker_stale_seconds / 3)
