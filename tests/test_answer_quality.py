@@ -163,3 +163,24 @@ def test_a_fresh_process_answers_from_the_stored_segments_and_a_worker_backfills
     finally:
         database.client.drop_database(db_name)
         database.client.close()
+
+
+def test_a_hit_carries_its_neighbouring_chunks_as_context(kettle_api: ApiServer) -> None:
+    paragraphs = [
+        "Unpack the kettle and rinse it twice before the first use. " * 3,
+        "Fill the kettle to the maximum mark and switch it on at the base. " * 3,
+        "Empty the kettle after use so that limescale does not build up inside. " * 2,
+    ]
+    with kettle_api.client() as client:
+        owner = sign_up(client)
+        retrieval = {"chunk_size": 200, "chunk_overlap": 0}
+        bot = create_chatbot(client, owner, retrieval=retrieval)["id"]
+        add_text(client, owner, bot, "Kettle use", "\n\n".join(paragraphs))
+        hits = client.post(
+            f"/api/chatbots/{bot}/retrieve",
+            json={"query": "maximum mark switch base", "top_k": 1},
+            headers=owner.headers,
+        ).json()["results"]
+    assert hits[0]["content"] == paragraphs[1].strip()
+    assert hits[0]["before"] == paragraphs[0].strip()
+    assert hits[0]["after"] == paragraphs[2].strip()

@@ -115,6 +115,21 @@ class OfflineProvider:
             await asyncio.sleep(0)  # let other requests run between tokens
 
 
+def _with_context(passage: RetrievedChunk, number: int) -> str:
+    """The best passage with the text around it in its source; the others as they are."""
+    if number != 1:
+        return passage.content
+    return "\n".join(
+        part
+        for part in (
+            f"(before: {passage.before})" if passage.before else "",
+            passage.content,
+            f"(after: {passage.after})" if passage.after else "",
+        )
+        if part
+    )
+
+
 class ProviderError(Exception):
     """The model provider failed or timed out; `timeout` tells which."""
 
@@ -148,7 +163,7 @@ class OpenAICompatibleProvider:
 
     def messages(self, request: AnswerRequest) -> list[dict[str, str]]:
         passages = "\n\n".join(
-            f"[{number}] {passage.title} — {passage.heading}\n{passage.content}"
+            f"[{number}] {passage.title} — {passage.heading}\n{_with_context(passage, number)}"
             for number, passage in enumerate(request.passages, start=1)
         )
         system = (

@@ -20,6 +20,12 @@ class RetrievedChunk(BaseModel):
     heading: str
     content: str
     score: float = Field(description="BM25 score")
+    before: str = Field(
+        default="", description="The chunk before this one in the same source, for context"
+    )
+    after: str = Field(
+        default="", description="The chunk after this one in the same source, for context"
+    )
     relevance: float = Field(
         description="Estimated chance, 0..1, that the chunk answers the question (from the "
         "share of the question's terms it holds and its vector similarity); the bot answers "

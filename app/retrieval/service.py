@@ -182,6 +182,16 @@ class RetrievalService:
         return result
 
 
+def _neighbour(chunks: list[SearchedChunk], position: int, step: int) -> str:
+    """The text of the chunk next to `position` in the same source, or ""."""
+    other = position + step
+    if not 0 <= other < len(chunks):
+        return ""
+    chunk, near = chunks[position], chunks[other]
+    adjacent = near["position"] == chunk["position"] + step
+    return near["content"] if near["source_id"] == chunk["source_id"] and adjacent else ""
+
+
 def rank(
     index: KnowledgeIndex, query: str, limit: int, endpoint_similarity: Matrix | None = None
 ) -> list[RetrievedChunk]:
@@ -212,6 +222,8 @@ def rank(
             url=chunk.get("url"),
             heading=chunk.get("heading", ""),
             content=chunk["content"],
+            before=_neighbour(index.chunks, p, -1),
+            after=_neighbour(index.chunks, p, 1),
             score=round(float(lexical.bm25[p]), 4),
             relevance=round(
                 relevance(float(lexical.coverage[p]), float(similarity[p]), sentence), 4
