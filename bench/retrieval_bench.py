@@ -3,9 +3,10 @@
 Run with `make bench-retrieval` (or `.venv/bin/python bench/retrieval_bench.py [--sizes ...]`).
 It starts the bench FerretDB, and drives the product's own code: IngestionPipeline.process
 (extract, chunk, index segments, store) and RetrievalService.retrieve, on a synthetic corpus
-with a Zipf-like vocabulary so postings look like real text. It measures: ingestion; a fresh
-process's first question (it loads every segment); warm questions; and the first question
-after each of 20 knowledge changes (a small source added while the process holds the index).
+with a Zipf-like vocabulary so postings look like real text, with Redis as deployed (it holds a
+copy of the index segments). It measures: ingestion; a fresh process's first question (it loads
+every segment); warm questions; and the first question after each of 20 knowledge changes (a
+small source added while the process holds the index).
 """
 
 import argparse
@@ -48,11 +49,12 @@ async def run(sizes: list[int], queries: int) -> list[str]:
     env = start_services()
     settings = Settings(
         mongo_url=env["MONGO_URL"],  # type: ignore[arg-type]
+        redis_url=env["REDIS_URL"],  # type: ignore[arg-type]
         db_name=f"bench_retrieval_{int(time.time())}",
         ingest_max_chars_per_bot=10**10,
-        cache_enabled=False,
+        cache_enabled=False,  # the chatbot cache: every question reads the bot as stored
     )
-    resources = open_resources(settings)  # no REDIS_URL: in-process events, no cache
+    resources = open_resources(settings)  # Redis holds the index segments' copy, as deployed
     db = resources.db
     await ensure_indexes(db)
     rng = random.Random(7)

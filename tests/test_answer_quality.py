@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 from app.chat.answering import I_DONT_KNOW
 from app.sources.chunking import chunk_text
 from app.sources.extract import extract_text
@@ -142,12 +143,18 @@ def test_a_fresh_process_answers_from_the_stored_segments_and_a_worker_backfills
         assert database["index_segments"].count_documents({"source_id": source["id"]}) == 1
         assert database["index_segment_data"].count_documents({"source_id": source["id"]}) == 1
 
-        # Without the chunks, a new process still answers: it reads the segments only.
+        # Without the chunks, and without Redis's copy of the segment, a new process still
+        # answers: it reads the segment from MongoDB, and puts the copy back.
         chunks = list(database["chunks"].find({"source_id": source["id"]}))
         database["chunks"].delete_many({"source_id": source["id"]})
-        with ApiServer(tmp_path / "second", env) as api, api.client() as client:
-            api.wait_ready()
-            assert _ask(client, owner, bot, "How long is the warranty?")["answered"] is True
+        (listed,) = database["index_segments"].find({"source_id": source["id"]})
+        cached = f"botsmith:segment:{listed['build']}"
+        with redis.Redis.from_url(services.redis_url) as cache:
+            assert cache.delete(cached) == 1, "ingestion leaves a copy in Redis"
+            with ApiServer(tmp_path / "second", env) as api, api.client() as client:
+                api.wait_ready()
+                assert _ask(client, owner, bot, "How long is the warranty?")["answered"] is True
+            assert cache.exists(cached)
 
         # Chunks stored before segments existed: the worker indexes them when it starts.
         database["chunks"].insert_many(chunks)

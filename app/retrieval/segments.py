@@ -10,8 +10,10 @@ from typing import Any, TypedDict, cast
 
 import numpy as np
 import numpy.typing as npt
+from redis.exceptions import RedisError
 
-from app.core.db import Document, MongoDatabase
+from app.core.db import Document
+from app.core.resources import Resources
 from app.core.security import new_id
 from app.retrieval.documents import SearchedChunk
 from app.retrieval.lexical import Postings
@@ -19,6 +21,8 @@ from app.retrieval.repository import ChunkRepository
 from app.retrieval.static_model import static_embedder
 
 PART_SIZE = 2_000  # chunks per segment document: well under MongoDB's 16 MB
+_CACHE_KEY = "botsmith:segment:"
+_CACHE_SECONDS = 7 * 24 * 3600  # a build never changes; unused ones expire
 
 Matrix = npt.NDArray[np.float32]
 
@@ -155,11 +159,15 @@ def segments_of_chunks(chunks: list[SearchedChunk]) -> list[Segment]:
 
 
 class SegmentRepository:
-    """The only code that touches the index_segments and index_segment_data collections."""
+    """The only code that touches the index_segments and index_segment_data collections, and
+    their copy in Redis: a segment's data is read from Redis when it is there (one key lookup,
+    whatever the size of the collection), from MongoDB otherwise."""
 
-    def __init__(self, db: MongoDatabase) -> None:
-        self._segments = db["index_segments"]
-        self._data = db["index_segment_data"]
+    def __init__(self, resources: Resources) -> None:
+        self._segments = resources.db["index_segments"]
+        self._data = resources.db["index_segment_data"]
+        self._redis = resources.redis
+        self._circuit = resources.redis_circuit
 
     async def replace_for_source(
         self, chatbot_id: str, source_id: str, segments: list[Segment]
@@ -188,6 +196,8 @@ class SegmentRepository:
         replaced = await self._builds_of({"source_id": source_id})
         if data:
             await self._data.insert_many(cast("list[Document]", data), ordered=False)
+            for document in data:
+                await self._cache(document["_id"], document["data"])
         await self._segments.delete_many({"source_id": source_id})
         if listed:
             await self._segments.insert_many(cast("list[Document]", listed), ordered=False)
@@ -214,8 +224,35 @@ class SegmentRepository:
 
     async def load(self, builds: list[str]) -> list[Segment]:
         """The segments of these builds (one gone meanwhile is left out)."""
-        found = await asyncio.gather(*(self._data.find_one({"_id": build}) for build in builds))
-        return [Segment.from_bytes(d["_id"], bytes(d["data"])) for d in found if d is not None]
+        found = await asyncio.gather(*(self._data_of(build) for build in builds))
+        return [Segment.from_bytes(b, data) for b, data in zip(builds, found, strict=True) if data]
+
+    async def _data_of(self, build: str) -> bytes | None:
+        data = await self._cached(build)
+        if data is None:
+            document = await self._data.find_one({"_id": build})
+            data = None if document is None else bytes(document["data"])
+            if data is not None:
+                await self._cache(build, data)
+        return data
+
+    async def _cached(self, build: str) -> bytes | None:
+        if self._redis is None or self._circuit.is_open:
+            return None
+        try:
+            data = await self._redis.get(_CACHE_KEY + build)
+        except RedisError as error:
+            self._circuit.record_failure("index segments", error)
+            return None
+        return None if data is None else bytes(data)
+
+    async def _cache(self, build: str, data: bytes) -> None:
+        if self._redis is None or self._circuit.is_open:
+            return
+        try:
+            await self._redis.set(_CACHE_KEY + build, data, ex=_CACHE_SECONDS)
+        except RedisError as error:  # a full Redis only costs the MongoDB read
+            self._circuit.record_failure("index segments", error)
 
     async def sources_with_segments(self) -> set[str]:
         return {str(value) for value in await self._segments.distinct("source_id")}

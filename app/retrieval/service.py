@@ -142,7 +142,7 @@ class RetrievalService:
     def over(cls, resources: Resources, indexes: RetrievalIndexes) -> "RetrievalService":
         """Retrieval over a process's clients, with its own `indexes`."""
         return cls(
-            SegmentRepository(resources.db),
+            SegmentRepository(resources),
             ChunkRepository(resources.db),
             indexes,
             EmbeddingsClient.configured(resources.http, resources.settings),

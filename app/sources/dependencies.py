@@ -18,7 +18,7 @@ async def get_source_service(container: ContainerDep) -> SourceService:
     return SourceService(
         SourceRepository(resources.db),
         ChunkRepository(resources.db),
-        SegmentRepository(resources.db),
+        SegmentRepository(resources),
         ChatbotRepository(resources),
         resources.settings,
         container.ingest_queue,

@@ -69,7 +69,7 @@ class IngestionPipeline:
         return cls(
             SourceRepository(resources.db),
             ChunkRepository(resources.db),
-            SegmentRepository(resources.db),
+            SegmentRepository(resources),
             ChatbotRepository(resources),
             resources.settings,
             resources.events,

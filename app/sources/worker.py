@@ -56,7 +56,7 @@ async def run_worker(settings: Settings) -> None:
     if settings.mongo_ensure_indexes:  # off where the operator owns the indexes
         await ensure_indexes(db)
     try:
-        indexed = await backfill_segments(SegmentRepository(db), ChunkRepository(db))
+        indexed = await backfill_segments(SegmentRepository(resources), ChunkRepository(db))
     except PyMongoError as error:  # the processes index those sources themselves meanwhile
         logger.warning("index segments not backfilled: %s", error)
     else:
