@@ -25,6 +25,7 @@ _CACHE_KEY = "botsmith:segment:"
 _CACHE_SECONDS = 7 * 24 * 3600  # a build never changes; unused ones expire
 
 Matrix = npt.NDArray[np.float32]
+Half = npt.NDArray[np.float16]
 
 
 def text_for_vectors(chunk: SearchedChunk) -> str:
@@ -50,17 +51,14 @@ class SegmentDataDocument(TypedDict):
     data: bytes  # a JSON header (chunks, vocabulary, array layout), then the arrays
 
 
-_ARRAYS = ("starts", "postings", "counts", "lengths", "vectors", "endpoint_vectors")
-
-
 @dataclass(frozen=True)
 class Segment:
     key: str
     build: str
     chunks: list[SearchedChunk]
     postings: Postings
-    vectors: Matrix  # unit rows
-    endpoint_vectors: Matrix | None  # unit rows
+    vectors: Half  # unit rows, kept in half precision until laid end to end
+    endpoint_vectors: Half | None  # unit rows
 
     @classmethod
     def build_from(
@@ -72,7 +70,14 @@ class Segment:
         )
         vectors = static_embedder().embed([text_for_vectors(chunk) for chunk in chunks])
         endpoint_vectors = _unit(np.asarray(endpoint, dtype=np.float32)) if endpoint else None
-        return cls(key, new_id(), chunks, postings, vectors, endpoint_vectors)
+        return cls(
+            key,
+            new_id(),
+            chunks,
+            postings,
+            vectors.astype(np.float16),
+            None if endpoint_vectors is None else endpoint_vectors.astype(np.float16),
+        )
 
     def to_bytes(self) -> bytes:
         p = self.postings
@@ -81,10 +86,10 @@ class Segment:
             "postings": p.chunks,
             "counts": p.counts,
             "lengths": p.lengths,
-            "vectors": self.vectors.astype(np.float16),
+            "vectors": self.vectors,
         }
         if self.endpoint_vectors is not None:
-            arrays["endpoint_vectors"] = self.endpoint_vectors.astype(np.float16)
+            arrays["endpoint_vectors"] = self.endpoint_vectors
         layout: dict[str, list[object]] = {}
         offset = 0
         for name, array in arrays.items():
@@ -121,8 +126,8 @@ class Segment:
             build,
             header["chunks"],
             postings,
-            arrays["vectors"].astype(np.float32),
-            endpoint.astype(np.float32) if endpoint is not None else None,
+            arrays["vectors"],
+            endpoint,
         )
 
 

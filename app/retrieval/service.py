@@ -46,11 +46,11 @@ class KnowledgeIndex:
         chunks = [chunk for segment in ordered for chunk in segment.chunks]
         if not ordered:
             return cls(version, (), [], np.zeros((0, 1), dtype=np.float32), None)
-        vectors = np.concatenate([segment.vectors for segment in ordered])
+        vectors = np.concatenate([segment.vectors for segment in ordered], dtype=np.float32)
         endpoint = [segment.endpoint_vectors for segment in ordered]
         shapes = {matrix.shape[1] for matrix in endpoint if matrix is not None}
         endpoint_vectors = (
-            np.concatenate([m for m in endpoint if m is not None])
+            np.concatenate([m for m in endpoint if m is not None], dtype=np.float32)
             if len(shapes) == 1 and all(m is not None for m in endpoint)
             else None
         )
