@@ -652,3 +652,62 @@ def test_bad_crawl_patterns_are_422(client: httpx.Client, owner: Account) -> Non
         add_url(client, owner, bot, url="https://example.com/", include=["(unclosed"]), 422
     )
     assert body["errors"][0]["field"].startswith("include")
+
+
+def test_patterns_without_an_re2_meaning_are_422(client: httpx.Client, owner: Account) -> None:
+    bot = create_chatbot(client, owner)["id"]
+    for pattern in (r"^/(a)\1$", r"^/docs(?=/)"):
+        body = assert_problem(
+            add_url(client, owner, bot, url="https://example.com/", exclude=[pattern]), 422
+        )
+        assert body["errors"][0]["field"].startswith("exclude")
+        assert "RE2" in body["errors"][0]["message"]
+
+
+@pytest.mark.usefixtures("worker")
+def test_a_catastrophic_backtracking_pattern_is_matched_in_linear_time(
+    client: httpx.Client, owner: Account
+) -> None:
+    # Python's backtracking engine takes about 2**40 steps to reject this path with this
+    # pattern; RE2 takes one pass.
+    trap = "/" + "a" * 40 + "!"
+    pages = {
+        "/": f'<html><title>Home</title><body><p>The shop opens at nine.</p><a href="{trap}">'
+        "more</a></body></html>",
+        trap: "<html><title>Trap</title><body><p>Nothing here.</p></body></html>",
+    }
+    bot = create_chatbot(client, owner)["id"]
+    with Site(pages) as site:
+        created = add_url(
+            client,
+            owner,
+            bot,
+            url=site.base + "/",
+            mode="crawl",
+            max_depth=1,
+            include=[r"^/(a+)+$", r"^/$"],
+        )
+        assert created.status_code == 202, created.text
+        ready = wait_ready(client, owner, bot, created.json()["id"])
+        assert ready["status"] == "ready", ready
+        assert trap not in site.hits, "the trap path does not match and is not fetched"
+
+
+def test_a_source_that_overruns_its_time_budget_fails_with_the_reason(
+    services: Services, tmp_path: Path
+) -> None:
+    env = {**without_redis(services), "INGEST_JOB_TIMEOUT_SECONDS": "0.01"}
+    text = "\n\n".join(f"Paragraph {n} says something about kettles." for n in range(20_000))
+    with ApiServer(tmp_path, env) as solo, solo.client() as client:
+        solo.wait_ready()
+        owner = sign_up(client)
+        bot = create_chatbot(client, owner)["id"]
+        source = client.post(
+            f"/api/chatbots/{bot}/sources/text",
+            json={"title": "Long", "text": text},
+            headers=owner.headers,
+        ).json()
+        failed = wait_ready(client, owner, bot, source["id"])
+        assert failed["status"] == "failed"
+        assert "INGEST_JOB_TIMEOUT_SECONDS" in failed["error"]
+        assert client.get("/livez").status_code == 200

@@ -130,6 +130,9 @@ class Settings(BaseSettings):
     ingest_max_chars_per_bot: PositiveInt = 5_000_000
     ingest_stream: str = "botsmith:ingest"
     ingest_reclaim_seconds: PositiveFloat = 60.0
+    # A source whose processing takes longer fails with that reason (its thread work, if any,
+    # finishes in the background; the job is not retried).
+    ingest_job_timeout_seconds: PositiveFloat = 600.0
     # A worker not seen for this long counts as gone: pending sources and /readyz then say so.
     ingest_worker_stale_seconds: PositiveFloat = 30.0
     # Hosts or networks that URL sources may reach although they are private (an intranet).

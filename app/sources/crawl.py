@@ -1,6 +1,5 @@
 """URL sources: one page, the pages a sitemap lists, or a same-site crawl."""
 
-import re
 import xml.etree.ElementTree as ElementTree
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -10,6 +9,7 @@ from urllib.parse import urldefrag, urljoin, urlsplit
 
 from app.sources.fetch import Fetcher, FetchError, UnsafeUrlError
 from app.sources.html import html_title, html_to_text
+from app.sources.patterns import matches
 
 
 @dataclass(frozen=True)
@@ -30,9 +30,9 @@ class CrawlSpec:
 
     def wanted(self, url: str) -> bool:
         path = urlsplit(url).path or "/"
-        if self.include and not any(re.search(p, path) for p in self.include):
+        if self.include and not matches(self.include, path):
             return False
-        return not any(re.search(p, path) for p in self.exclude)
+        return not matches(self.exclude, path)
 
 
 class _Links(HTMLParser):

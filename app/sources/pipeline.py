@@ -94,11 +94,20 @@ class IngestionPipeline:
             return
         await self._sources.set_status(source_id, SourceStatus.PROCESSING, utcnow())
         await self._publish(source, SourceStatus.PROCESSING, 0)
+        budget = self._settings.ingest_job_timeout_seconds
+        deadline = asyncio.timeout(budget)
         try:
-            await self._ingest(chatbot, source)
+            async with deadline:
+                await self._ingest(chatbot, source)
         except (ExtractionError, SourceLimitError, FetchError, UnsafeUrlError) as error:
             await self.fail(source_id, str(error))
             await self._publish(source, SourceStatus.FAILED, 0, error=str(error))
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            reason = f"processing took longer than {budget:g} s (INGEST_JOB_TIMEOUT_SECONDS)"
+            await self.fail(source_id, reason)
+            await self._publish(source, SourceStatus.FAILED, 0, error=reason)
 
     async def _ingest(self, chatbot: ChatbotDocument, source: SourceDocument) -> None:
         pages = await self._pages(source)

@@ -1,6 +1,5 @@
 """Knowledge sources: request and response models."""
 
-import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
@@ -8,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, Field, HttpUrl
 
 from app.core.schemas import RequestModel
+from app.sources.patterns import compiled
 
 
 class SourceKind(StrEnum):
@@ -41,10 +41,7 @@ class QASourceCreate(RequestModel):
 
 def _compiles(patterns: list[str]) -> list[str]:
     for pattern in patterns:
-        try:
-            re.compile(pattern)
-        except re.error as error:
-            raise ValueError(f"{pattern!r} is not a valid regular expression: {error}") from None
+        compiled(pattern)  # PatternError (a ValueError): a 422 naming the pattern
     return patterns
 
 
@@ -61,8 +58,12 @@ class UrlSourceCreate(RequestModel):
     mode: CrawlMode = "page"
     max_depth: Annotated[int, Field(ge=0, le=5)] = 2
     max_pages: Annotated[int, Field(ge=1, le=500)] = 50
-    include: Patterns = Field(default_factory=list, description="Path regexes; any must match")
-    exclude: Patterns = Field(default_factory=list, description="Path regexes; none may match")
+    include: Patterns = Field(
+        default_factory=list, description="Path patterns (RE2); any must match"
+    )
+    exclude: Patterns = Field(
+        default_factory=list, description="Path patterns (RE2); none may match"
+    )
     title: Annotated[str, Field(min_length=1, max_length=200)] | None = None
 
 
