@@ -11,12 +11,9 @@ from typing import Protocol
 
 import httpx
 
-from app.retrieval.analysis import query_terms, terms
+from app.retrieval.analysis import query_terms, split_sentences, terms
 from app.retrieval.schemas import RetrievedChunk
 from app.retrieval.static_model import static_embedder
-
-_SENTENCE = re.compile(r"(?<=[.!?])\s+")
-
 
 # A sentence that starts like this depends on the one before it.
 _LEANS_BACK = re.compile(
@@ -64,8 +61,7 @@ class OfflineProvider:
         sentences = [
             _Sentence(number, order, text.strip(), set(terms(text)), set(terms(passage.heading)))
             for number, passage in enumerate(request.passages, start=1)
-            for order, text in enumerate(_SENTENCE.split(passage.content))
-            if text.strip()
+            for order, text in enumerate(split_sentences(passage.content))
         ]
         wanted = query_terms(request.question)
         if not sentences or not wanted:

@@ -30,6 +30,7 @@ _REQUEST_WORDS = frozenset(
 )
 
 _stemmer = Stemmer.Stemmer("english")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
 def fold(text: str) -> str:
@@ -66,3 +67,8 @@ def query_terms(question: str) -> list[str]:
     text = _QUESTION_OPENER.sub(" ", fold(question))
     kept = [w for w in _WORD.findall(text) if w not in STOPWORDS and w not in _REQUEST_WORDS]
     return list(dict.fromkeys(_stem(word) for word in kept))
+
+
+def split_sentences(text: str) -> list[str]:
+    """The text's sentences (split after . ! or ? and a space), blank ones left out."""
+    return [sentence.strip() for sentence in _SENTENCE_END.split(text) if sentence.strip()]

@@ -5,7 +5,6 @@ relevance is a calibrated estimate that the passage answers the question (see `r
 import asyncio
 import logging
 import math
-import re
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -14,7 +13,7 @@ import numpy.typing as npt
 
 from app.chatbots.documents import ChatbotDocument
 from app.core.resources import Resources
-from app.retrieval.analysis import query_terms
+from app.retrieval.analysis import query_terms, split_sentences
 from app.retrieval.documents import SearchedChunk
 from app.retrieval.embeddings import EmbeddingsClient, EmbeddingsError
 from app.retrieval.lexical import score
@@ -75,16 +74,15 @@ COVERAGE_WEIGHT = 1.69
 SIMILARITY_WEIGHT = 4.58
 SENTENCE_WEIGHT = 1.95
 BIAS = -4.19
-_SENTENCE = re.compile(r"(?<=[.!?])\s+")
 
 
 def _closest_sentences(question: Matrix, passages: list[str]) -> list[float]:
     """Per passage, the similarity of its sentence closest to the question."""
-    sentences = [[s for s in _SENTENCE.split(text) if s.strip()] or [text] for text in passages]
-    vectors = static_embedder().embed([s for group in sentences for s in group])
+    groups = [split_sentences(text) or [text] for text in passages]
+    vectors = static_embedder().embed([s for group in groups for s in group])
     closeness = vectors @ question
     best, start = [], 0
-    for group in sentences:
+    for group in groups:
         best.append(float(closeness[start : start + len(group)].max()))
         start += len(group)
     return best
@@ -112,7 +110,8 @@ class RetrievalIndexes:
             built = self._built.get(chatbot_id)
             if built is None or built.version != version:
                 parts = await self._segments(chatbot_id, built, segments, chunks)
-                built = KnowledgeIndex.of(version, parts)
+                # Laying a large bot's vectors end to end takes a while: off the event loop.
+                built = await asyncio.to_thread(KnowledgeIndex.of, version, parts)
                 self._built[chatbot_id] = built
                 while len(self._built) > self._capacity:
                     evicted, _ = self._built.popitem(last=False)
