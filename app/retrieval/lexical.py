@@ -43,14 +43,15 @@ class Postings:
         term_ids = np.fromiter(map(vocabulary.__getitem__, occurrences), np.int64, len(occurrences))
         chunk_ids = np.repeat(np.arange(len(fields), dtype=np.int64), lengths)
         # One posting per (term, chunk) pair, sorted by term then chunk, with its count.
-        pairs, counts = np.unique(term_ids * max(len(fields), 1) + chunk_ids, return_counts=True)
-        posting_terms = pairs // max(len(fields), 1)
+        stride = max(len(fields), 1)
+        pairs, counts = np.unique(term_ids * stride + chunk_ids, return_counts=True)
+        posting_terms = pairs // stride
         starts = np.zeros(len(vocabulary) + 1, dtype=np.int64)
         np.cumsum(np.bincount(posting_terms, minlength=len(vocabulary)), out=starts[1:])
         return cls(
             vocabulary,
             starts,
-            (pairs % max(len(fields), 1)).astype(np.int32),
+            (pairs % stride).astype(np.int32),
             counts.astype(np.float32),
             lengths.astype(np.float32),
         )

@@ -6,9 +6,10 @@ longer than `size` is split between its lines (table rows, code lines), then sen
 import re
 from dataclasses import dataclass
 
+from app.retrieval.analysis import split_sentences
+
 _HEADING = re.compile(r"^(#{1,6})\s+(.*\S)\s*$")
 _FENCE = re.compile(r"^\s*(```|~~~)")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +69,7 @@ def _pieces(block: str, size: int) -> list[str]:
     pieces: list[str] = []
     lines = [" ".join(line.split()) for line in block.splitlines() if line.strip()]
     for line in lines:
-        parts = [line] if len(line) <= size else _SENTENCE_END.split(line)
+        parts = [line] if len(line) <= size else split_sentences(line)
         for part in parts:
             while len(part) > size:
                 pieces.append(part[:size])
