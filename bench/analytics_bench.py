@@ -97,6 +97,7 @@ def main() -> None:
         **os.environ,
         "MONGO_URL": services["MONGO_URL"],
         "REDIS_URL": services["REDIS_URL"],
+        "JWT_SECRET": services["JWT_SECRET"],
         "DB_NAME": db_name,
         "UVICORN_WORKERS": "2",
         "HOST": "127.0.0.1",

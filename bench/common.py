@@ -13,7 +13,7 @@ SERVICES = ROOT / "scripts/services.sh"
 
 
 def start_services() -> dict[str, str]:
-    """Starts the bench FerretDB and Redis; their MONGO_URL and REDIS_URL."""
+    """Starts the bench FerretDB and Redis; their MONGO_URL and REDIS_URL, and a JWT_SECRET."""
     subprocess.run([str(SERVICES), "start", "bench"], check=True)
     lines = (ROOT / ".run/bench/env").read_text().splitlines()
     return dict(line.split("=", 1) for line in lines if "=" in line)

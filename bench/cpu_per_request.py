@@ -53,6 +53,7 @@ def measure(tree: Path, services: dict[str, str], db_name: str) -> dict[str, flo
         "GUNICORN_MAX_REQUESTS": "0",
         "MONGO_URL": services["MONGO_URL"],
         "REDIS_URL": services["REDIS_URL"],
+        "JWT_SECRET": services["JWT_SECRET"],
         "DB_NAME": db_name,
         "RATE_LIMIT_PER_MINUTE": "1000000000",
         "RATE_LIMIT_PER_HOUR": "1000000000",

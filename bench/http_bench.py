@@ -114,6 +114,7 @@ def main() -> None:
         "HOST": "127.0.0.1",
         "LOG_LEVEL": "warning",
         "GUNICORN_MAX_REQUESTS": "0",  # no worker recycling in the middle of a measurement
+        "JWT_SECRET": services["JWT_SECRET"],
     }
     baseline_env = {**common, "PORT": "8101"}
     product_env = {

@@ -104,6 +104,7 @@ def run(cases_file: Path) -> dict[str, Any]:
         **os.environ,
         "MONGO_URL": services["MONGO_URL"],
         "REDIS_URL": services["REDIS_URL"],
+        "JWT_SECRET": services["JWT_SECRET"],
         "DB_NAME": f"bench_rag_{int(time.time())}",
         "HOST": "127.0.0.1",
         "PORT": str(port),

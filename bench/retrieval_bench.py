@@ -50,6 +50,7 @@ async def run(sizes: list[int], queries: int) -> list[str]:
     settings = Settings(
         mongo_url=env["MONGO_URL"],  # type: ignore[arg-type]
         redis_url=env["REDIS_URL"],  # type: ignore[arg-type]
+        jwt_secret=env["JWT_SECRET"],  # type: ignore[arg-type]
         db_name=f"bench_retrieval_{int(time.time())}",
         ingest_max_chars_per_bot=10**10,
         cache_enabled=False,  # the chatbot cache: every question reads the bot as stored

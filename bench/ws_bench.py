@@ -61,6 +61,7 @@ async def run(connections: int, subscribers: int, rounds: int) -> str:
         **os.environ,
         "MONGO_URL": services["MONGO_URL"],
         "REDIS_URL": services["REDIS_URL"],
+        "JWT_SECRET": services["JWT_SECRET"],
         "DB_NAME": f"bench_ws_{int(time.time())}",
         "UVICORN_WORKERS": "2",
         "HOST": "127.0.0.1",

@@ -7,7 +7,7 @@
 #
 # INSTANCE is "dev" (FerretDB 27027, Redis 6389), "test" (FerretDB 27127, Redis 6489) or "bench"
 # (FerretDB 27227, Redis 6589); test and bench data is wiped at every start. The ports can be overridden with FERRETDB_PORT and REDIS_PORT.
-# State (pid files, logs, data, an env file) lives in .run/INSTANCE/.
+# State (pid files, logs, data, an env file with a generated JWT_SECRET) lives in .run/INSTANCE/.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -66,12 +66,24 @@ stop_one() {
   log "stopped $name"
 }
 
+# The token signing secret of this instance: random, made once, kept so sessions survive restarts.
+jwt_secret() {
+  local file="$dir/jwt-secret"
+  if [ ! -s "$file" ]; then
+    (umask 077 && od -An -N32 -tx1 /dev/urandom | tr -d ' \n' >"$file")
+  fi
+  cat "$file"
+}
+
 write_env() {
-  cat >"$dir/env" <<ENV
+  rm -f "$dir/env"
+  (umask 077 && cat >"$dir/env" <<ENV
 MONGO_URL=mongodb://127.0.0.1:$mongo_port/
 REDIS_URL=redis://127.0.0.1:$redis_port/0
 FERRETDB_BIN=$FERRETDB_BIN
+JWT_SECRET=$(jwt_secret)
 ENV
+  )
 }
 
 case "$action" in

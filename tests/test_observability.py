@@ -14,6 +14,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from tests.conftest import Services, StartApi
 from tests.support.api import PASSWORD, unique_email
 from tests.support.metrics import scrape, value
+from tests.support.processes import TEST_JWT_SECRET
 
 
 def test_metrics_sum_the_requests_of_both_workers(start_api: StartApi) -> None:
@@ -87,6 +88,7 @@ async def traced(
         redis_url=services.redis_url,
         db_name=db_name,
         rate_limit_enabled=False,
+        jwt_secret=TEST_JWT_SECRET,
     )
     app = create_app(settings, span_exporter=exporter)
     async with app.router.lifespan_context(app):

@@ -5,7 +5,7 @@ import subprocess
 import pytest
 from app.core.config import ConfigurationError, Settings, load_settings
 
-from tests.support.processes import ROOT, VENV_BIN
+from tests.support.processes import ROOT, TEST_JWT_SECRET, VENV_BIN
 
 CONNECTION_VARIABLES = ("MONGO_URL", "REDIS_URL", "DB_NAME", "ENVIRONMENT", "JWT_SECRET")
 
@@ -19,7 +19,8 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 
 @pytest.mark.usefixtures("clean_env")
 def test_defaults_are_the_seed_guides_numbers() -> None:
-    settings = Settings()
+    settings = Settings(jwt_secret=TEST_JWT_SECRET)
+    assert settings.host == "127.0.0.1"
     assert settings.mongo_max_pool_size == 100
     assert settings.mongo_min_pool_size == 10
     assert settings.mongo_max_idle_time_ms == 45_000
@@ -58,11 +59,13 @@ def test_min_pool_above_max_pool_is_refused(clean_env: pytest.MonkeyPatch) -> No
         load_settings()
 
 
+@pytest.mark.parametrize("environment", ["development", "production"])
 @pytest.mark.parametrize("secret", ["changeme", "short-but-real", None])
-def test_production_refuses_a_placeholder_or_missing_secret(
-    clean_env: pytest.MonkeyPatch, secret: str | None
+def test_every_environment_refuses_a_placeholder_or_missing_secret(
+    clean_env: pytest.MonkeyPatch, secret: str | None, environment: str
 ) -> None:
-    clean_env.setenv("ENVIRONMENT", "production")
+    """There is no built-in secret: one from the source code would sign anybody's tokens."""
+    clean_env.setenv("ENVIRONMENT", environment)
     if secret is not None:
         clean_env.setenv("JWT_SECRET", secret)
     with pytest.raises(ConfigurationError, match="JWT_SECRET must be set") as caught:
@@ -82,6 +85,21 @@ def test_a_url_with_credentials_is_not_echoed_in_the_error(clean_env: pytest.Mon
     with pytest.raises(ConfigurationError, match="MONGO_URL") as caught:
         load_settings()
     assert "hunter2" not in str(caught.value)
+
+
+def test_serve_without_a_secret_refuses_to_start(clean_env: pytest.MonkeyPatch) -> None:
+    result = subprocess.run(
+        [str(VENV_BIN / "botsmith"), "serve"], capture_output=True, text=True, cwd=ROOT, timeout=30
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("configuration error: JWT_SECRET must be set"), result.stderr
+
+
+def test_the_image_runs_as_production_on_all_interfaces() -> None:
+    """The service itself binds to loopback by default; only the container image opens it up."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "ENVIRONMENT=production" in dockerfile
+    assert "HOST=0.0.0.0" in dockerfile
 
 
 def test_serve_with_a_bad_value_prints_one_line_and_no_traceback(

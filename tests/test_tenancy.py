@@ -20,13 +20,13 @@ from tests.support.api import (
     create_chatbot,
     sign_up,
 )
-from tests.support.processes import ApiServer
+from tests.support.processes import TEST_JWT_SECRET, ApiServer
 
 Operation = tuple[str, str]
 
 
 def _secured_operations() -> list[tuple[Operation, set[str]]]:
-    document = create_app(Settings()).openapi()
+    document = create_app(Settings(jwt_secret=TEST_JWT_SECRET)).openapi()
     found = []
     for path, operations in document["paths"].items():
         for method, operation in operations.items():

@@ -18,8 +18,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-DEVELOPMENT_JWT_SECRET = "development-only-jwt-secret-change-me"
-_PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "jwt-secret", DEVELOPMENT_JWT_SECRET}
+# There is no built-in signing secret: `make dev` and the test scripts generate one per run folder.
+_PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "jwt-secret"}
 _MIN_SECRET_LENGTH = 32
 # Never echoed back in an error: they may carry credentials.
 _SENSITIVE_FIELDS = {"jwt_secret", "mongo_url", "redis_url"}
@@ -51,7 +51,8 @@ class Settings(BaseSettings):
     )
 
     environment: Environment = Environment.DEVELOPMENT
-    host: str = "0.0.0.0"
+    # Loopback unless told otherwise; the container image sets HOST=0.0.0.0.
+    host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 8000
 
     # MongoDB
@@ -83,6 +84,9 @@ class Settings(BaseSettings):
     concurrency_queue_size: Annotated[int, Field(ge=0)] = 1000
     concurrency_queue_timeout_seconds: PositiveFloat = 2.0
     slow_request_seconds: PositiveFloat = 5
+    # Largest request body of any route; those that take whole documents (file, text and Q&A
+    # sources) take INGEST_MAX_FILE_BYTES plus the multipart framing instead (413 beyond).
+    max_request_bytes: PositiveInt = 1024 * 1024
     trusted_proxies: Annotated[tuple[IPvAnyNetwork, ...], NoDecode] = ()
 
     # Rate limits
@@ -106,6 +110,8 @@ class Settings(BaseSettings):
     websocket_per_message_deflate: bool = False
     # Chat messages a socket may have in flight at once (each is rate limited like a REST chat).
     websocket_max_concurrent_chats: PositiveInt = 2
+    # How often owners' quiet sockets are checked for a revoked access (every message is, too).
+    websocket_revalidate_seconds: PositiveFloat = 30
 
     # Cache
     cache_enabled: bool = True
@@ -117,6 +123,14 @@ class Settings(BaseSettings):
     llm_api_key: SecretStr | None = None
     llm_model: str = "gpt-4o-mini"
     llm_timeout_seconds: PositiveFloat = 30.0
+    # Spend controls on the platform's LLM key. The models bots may name and the max_tokens
+    # ceiling until an administrator sets them (PUT /api/admin/models); empty: LLM_MODEL only.
+    llm_allowed_models: Annotated[tuple[str, ...], NoDecode] = ()
+    llm_max_tokens_ceiling: Annotated[int, Field(ge=1, le=16_384)] = 4096
+    # Tokens each owner's bots may spend per UTC day and month (0 = unlimited); administrators
+    # may set other limits for one owner.
+    llm_owner_daily_tokens: Annotated[int, Field(ge=0)] = 100_000
+    llm_owner_monthly_tokens: Annotated[int, Field(ge=0)] = 1_000_000
 
     # Optional embeddings (OpenAI-compatible /embeddings) for hybrid retrieval with BM25
     embeddings_base_url: HttpUrl | None = None
@@ -133,6 +147,11 @@ class Settings(BaseSettings):
     # A source whose processing takes longer fails with that reason (its thread work, if any,
     # finishes in the background; the job is not retried).
     ingest_job_timeout_seconds: PositiveFloat = 600.0
+    # Files are read in a child process with these limits: its address space, its CPU time,
+    # and the uncompressed bytes of an archive-based file (.docx); a file past one fails.
+    ingest_extract_max_memory_bytes: Annotated[int, Field(ge=64 * 1024**2)] = 768 * 1024**2
+    ingest_extract_max_cpu_seconds: PositiveInt = 120
+    ingest_max_extracted_bytes: PositiveInt = 50 * 1024 * 1024
     # A worker not seen for this long counts as gone: pending sources and /readyz then say so.
     ingest_worker_stale_seconds: PositiveFloat = 30.0
     # Hosts or networks that URL sources may reach although they are private (an intranet).
@@ -142,6 +161,9 @@ class Settings(BaseSettings):
     ingest_user_agent: str = "BotSmithBot/0.1 (knowledge ingestion; +https://botsmith.ai/bot)"
     # `botsmith worker` serves its metrics here (on HOST); 0 turns that off.
     worker_metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9100
+    # `botsmith serve` serves /metrics of every gunicorn worker here (on HOST), from the master,
+    # and no longer on PORT; 0 keeps /metrics on PORT.
+    metrics_port: Annotated[int, Field(ge=0, le=65535)] = 0
 
     # Analytics
     analytics_max_days: Annotated[int, Field(ge=1, le=3660)] = 366
@@ -152,20 +174,22 @@ class Settings(BaseSettings):
     health_cache_seconds: Annotated[float, Field(ge=0)] = 2.0
 
     # Secrets and accounts
-    jwt_secret: SecretStr = SecretStr(DEVELOPMENT_JWT_SECRET)
+    jwt_secret: SecretStr = SecretStr("")
     access_token_minutes: Annotated[int, Field(ge=1, le=1440)] = 15
     refresh_token_days: Annotated[int, Field(ge=1, le=365)] = 30
     login_max_failures: PositiveInt = 5
     login_failure_window_seconds: PositiveInt = 900
+    max_chatbots_per_user: PositiveInt = 100
+    max_api_keys_per_chatbot: PositiveInt = 25
 
     # Observability
     log_level: Annotated[str, Field(pattern=r"^(?i:debug|info|warning|error|critical)$")] = "info"
     otel_exporter_otlp_endpoint: HttpUrl | None = None
     otel_service_name: str = "botsmith-api"
 
-    @field_validator("trusted_proxies", "ingest_url_allowlist", mode="before")
+    @field_validator("trusted_proxies", "ingest_url_allowlist", "llm_allowed_models", mode="before")
     @classmethod
-    def _split_proxies(cls, value: object) -> object:
+    def _split_lists(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
@@ -177,13 +201,12 @@ class Settings(BaseSettings):
                 "MONGO_MIN_POOL_SIZE must not exceed MONGO_MAX_POOL_SIZE "
                 f"({self.mongo_min_pool_size} > {self.mongo_max_pool_size})"
             )
-        if self.environment is not Environment.DEVELOPMENT:
-            secret = self.jwt_secret.get_secret_value()
-            if secret.lower() in _PLACEHOLDER_SECRETS or len(secret) < _MIN_SECRET_LENGTH:
-                raise ValueError(
-                    f"JWT_SECRET must be set to a random value of at least {_MIN_SECRET_LENGTH} "
-                    f"characters when ENVIRONMENT={self.environment.value}"
-                )
+        secret = self.jwt_secret.get_secret_value()
+        if secret.lower() in _PLACEHOLDER_SECRETS or len(secret) < _MIN_SECRET_LENGTH:
+            raise ValueError(
+                f"JWT_SECRET must be set to a random value of at least {_MIN_SECRET_LENGTH} "
+                "characters (for example: openssl rand -hex 32); `make dev` generates one"
+            )
         return self
 
     @property

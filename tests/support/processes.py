@@ -14,6 +14,8 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
+# The signing secret of the APIs that tests start (there is no built-in one).
+TEST_JWT_SECRET = "test-secret-that-is-long-enough-for-the-checks"
 
 
 def free_port() -> int:
@@ -143,7 +145,12 @@ class IngestionWorker(ManagedProcess):
 
     def __init__(self, workdir: Path, env: Mapping[str, str]) -> None:
         self.metrics_port = free_port()
-        worker_env = {**os.environ, **env, "WORKER_METRICS_PORT": str(self.metrics_port)}
+        worker_env = {
+            **os.environ,
+            "JWT_SECRET": TEST_JWT_SECRET,
+            **env,
+            "WORKER_METRICS_PORT": str(self.metrics_port),
+        }
         super().__init__([str(VENV_BIN / "botsmith"), "worker"], workdir / "worker.log", worker_env)
 
 
@@ -158,7 +165,7 @@ class ApiServer(ManagedProcess):
         server_env = {
             **os.environ,
             "ENVIRONMENT": "test",
-            "JWT_SECRET": "test-secret-that-is-long-enough-for-the-checks",
+            "JWT_SECRET": TEST_JWT_SECRET,
             "UVICORN_WORKERS": str(workers),
             "HOST": "127.0.0.1",
             "PORT": str(self.port),
