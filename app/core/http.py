@@ -1,5 +1,6 @@
-"""The outgoing HTTP client (model providers, embeddings, URL sources): one pool per process.
-Callers set their own timeouts and headers per request."""
+"""The outgoing HTTP client (model providers, embeddings): one pool per process. Callers set
+their own timeouts and headers per request. URL sources have their own, address-pinned
+connections (`app.sources.fetch`)."""
 
 import httpx
 
@@ -10,5 +11,5 @@ def http_client() -> httpx.AsyncClient:
     return httpx.AsyncClient(
         limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
         timeout=httpx.Timeout(DEFAULT_TIMEOUT_SECONDS),
-        follow_redirects=False,  # URL sources check every hop themselves
+        follow_redirects=False,  # nothing here is meant to be sent elsewhere
     )

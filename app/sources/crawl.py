@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from urllib.parse import urldefrag, urljoin, urlsplit
 
-from app.sources.fetch import Fetcher, FetchError, UnsafeUrlError
+from app.sources.fetch import Fetcher, FetchError, FetchSession, Page, UnsafeUrlError
 from app.sources.html import html_title, html_to_text
 from app.sources.patterns import matches
 
@@ -69,18 +69,31 @@ def _page(url: str, content_type: str, body: bytes) -> WebPage:
 Progress = Callable[[int, int], Awaitable[None]]
 
 
+def _sitemap_urls(sitemap: Page) -> list[str]:
+    """The <loc> URLs of a sitemap; FetchError (the source fails with it) when it is not XML."""
+    try:
+        root = ElementTree.fromstring(sitemap.body)
+    except ElementTree.ParseError as error:
+        raise FetchError(f"{sitemap.url} is not a readable XML sitemap ({error})") from None
+    return [
+        element.text.strip()
+        for element in root.iter()
+        if element.tag.endswith("loc") and element.text
+    ]
+
+
 async def collect(spec: CrawlSpec, fetcher: Fetcher, progress: Progress) -> list[WebPage]:
     """The pages the spec asks for. Pages that fail are skipped, unless the first one does
     (then the whole source fails with its reason)."""
+    async with fetcher.session() as session:
+        return await _collect(spec, session, progress)
+
+
+async def _collect(spec: CrawlSpec, session: FetchSession, progress: Progress) -> list[WebPage]:
     if spec.mode == "sitemap":
-        sitemap = await fetcher.get(spec.url)
+        sitemap = await session.get(spec.url)
         origin = urlsplit(sitemap.url).netloc
-        root = ElementTree.fromstring(sitemap.body)
-        urls = [
-            element.text.strip()
-            for element in root.iter()
-            if element.tag.endswith("loc") and element.text
-        ]
+        urls = _sitemap_urls(sitemap)
         queue = deque(
             (url, 0) for url in urls if urlsplit(url).netloc == origin and spec.wanted(url)
         )
@@ -94,7 +107,7 @@ async def collect(spec: CrawlSpec, fetcher: Fetcher, progress: Progress) -> list
     while queue and len(pages) < spec.max_pages:
         url, depth = queue.popleft()
         try:
-            fetched = await fetcher.get(url)
+            fetched = await session.get(url)
         except (FetchError, UnsafeUrlError):
             if first and spec.mode != "sitemap":
                 raise

@@ -22,7 +22,7 @@ async def get_source_service(container: ContainerDep) -> SourceService:
         ChatbotRepository(resources),
         resources.settings,
         container.ingest_queue,
-        Fetcher.configured(resources.http, resources.settings),
+        Fetcher.configured(resources.settings),
     )
 
 

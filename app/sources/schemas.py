@@ -53,8 +53,18 @@ Patterns = Annotated[
 CrawlMode = Literal["page", "sitemap", "crawl"]
 
 
+def _without_credentials(url: HttpUrl) -> HttpUrl:
+    # Refused rather than stored: the source's URL is shown, echoed in errors and logged.
+    if url.username is not None or url.password is not None:
+        raise ValueError(
+            "a URL with a user name or password is not accepted; "
+            "remove the part before @ (pages behind a login cannot be fetched)"
+        )
+    return url
+
+
 class UrlSourceCreate(RequestModel):
-    url: Annotated[HttpUrl, Field(max_length=2000)]
+    url: Annotated[HttpUrl, Field(max_length=2000), AfterValidator(_without_credentials)]
     mode: CrawlMode = "page"
     max_depth: Annotated[int, Field(ge=0, le=5)] = 2
     max_pages: Annotated[int, Field(ge=1, le=500)] = 50
