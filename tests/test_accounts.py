@@ -127,7 +127,11 @@ def test_profile_update_changes_only_what_is_sent_and_emails_stay_unique(
     assert renamed.status_code == 200
     assert renamed.json()["name"] == "Grace"
     assert renamed.json()["email"] == first.email
-    taken = client.patch("/api/users/me", json={"email": second.email}, headers=first.headers)
+    taken = client.patch(
+        "/api/users/me",
+        json={"email": second.email, "current_password": PASSWORD},
+        headers=first.headers,
+    )
     assert_problem(taken, 409)
 
 

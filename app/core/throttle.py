@@ -1,7 +1,13 @@
-"""Failure counters in a fixed window (login throttling), in Redis or, without it, in-process."""
+"""Password-attempt counters in a fixed window (login and account-change throttling), in Redis
+or, without it, in-process.
 
-import contextlib
+An attempt is counted before the password is checked, in one atomic step that also says whether
+it may go ahead, so concurrent guesses cannot all slip through between a check and a count. A
+correct password clears the counter: what stays counted is failures (and attempts in flight).
+"""
+
 import logging
+import threading
 import time
 
 from redis.exceptions import RedisError
@@ -10,11 +16,15 @@ from app.core.redis import RedisClient
 
 logger = logging.getLogger(__name__)
 
+# Above this many in-process keys, an attempt first drops the expired ones.
+_LOCAL_SWEEP_SIZE = 10_000
+
 
 class FailureCounter:
-    """Counts failures per key; shared by every worker and pod when Redis is configured.
+    """Counts password attempts per key; shared by every worker and pod when Redis is configured.
 
-    Redis errors fail open (no throttling) rather than lock everybody out.
+    Redis errors fail open: the attempt goes ahead uncounted (with a warning in the log) rather
+    than lock every account out while Redis is down.
     """
 
     def __init__(self, redis: RedisClient | None, prefix: str, limit: int, window: int) -> None:
@@ -22,46 +32,46 @@ class FailureCounter:
         self._prefix = prefix
         self.limit = limit
         self.window = window
-        self._local: dict[str, tuple[int, float]] = {}
+        self._local: dict[str, tuple[int, float]] = {}  # key: (attempts, monotonic expiry)
+        self._local_lock = threading.Lock()
 
-    async def blocked_for(self, key: str) -> int:
-        """Seconds until the key may try again, or 0 when it is not blocked."""
-        count, ttl = await self._read(key)
-        return max(ttl, 1) if count >= self.limit else 0
-
-    async def record_failure(self, key: str) -> None:
+    async def attempt(self, key: str) -> int:
+        """Counts one attempt; returns 0 when it may go ahead, else the seconds until the key's
+        window ends (more than `limit` attempts in it)."""
         if self._redis is None:
-            count, expires = self._local.get(key, (0, time.monotonic() + self.window))
-            self._local[key] = (count + 1, expires)
-            return
-        try:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.incr(self._prefix + key)
-                pipe.expire(self._prefix + key, self.window, nx=True)
-                await pipe.execute()
-        except RedisError as error:
-            logger.warning("throttle: redis unavailable, not counting (%s)", error)
+            count, remaining = self._count_locally(key)
+        else:
+            try:
+                # MULTI/EXEC: one round trip, and no other client's command runs in between.
+                async with self._redis.pipeline(transaction=True) as pipe:
+                    pipe.incr(self._prefix + key)
+                    pipe.expire(self._prefix + key, self.window, nx=True)
+                    pipe.ttl(self._prefix + key)
+                    count, _, remaining = await pipe.execute()
+            except RedisError as error:
+                logger.warning("throttle: redis unavailable, not counting (%s)", error)
+                return 0
+        return max(int(remaining), 1) if int(count) > self.limit else 0
 
     async def reset(self, key: str) -> None:
+        """Clears the key's attempts (after a correct password)."""
         if self._redis is None:
-            self._local.pop(key, None)
-            return
-        with contextlib.suppress(RedisError):
-            await self._redis.delete(self._prefix + key)
-
-    async def _read(self, key: str) -> tuple[int, int]:
-        if self._redis is None:
-            count, expires = self._local.get(key, (0, 0.0))
-            remaining = expires - time.monotonic()
-            if remaining <= 0:
+            with self._local_lock:
                 self._local.pop(key, None)
-                return 0, 0
-            return count, int(remaining) + 1
+            return
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.get(self._prefix + key)
-                pipe.ttl(self._prefix + key)
-                raw, ttl = await pipe.execute()
-        except RedisError:
-            return 0, 0
-        return int(raw or 0), int(ttl)
+            await self._redis.delete(self._prefix + key)
+        except RedisError as error:
+            logger.warning("throttle: redis unavailable, not resetting (%s)", error)
+
+    def _count_locally(self, key: str) -> tuple[int, int]:
+        # No await inside: the lock guards against threads; the event loop cannot interleave.
+        with self._local_lock:
+            now = time.monotonic()
+            if len(self._local) >= _LOCAL_SWEEP_SIZE:
+                self._local = {k: v for k, v in self._local.items() if v[1] > now}
+            count, expires = self._local.get(key, (0, 0.0))
+            if expires <= now:
+                count, expires = 0, now + self.window
+            self._local[key] = (count + 1, expires)
+            return count + 1, int(expires - now) + 1

@@ -1,12 +1,13 @@
-"""HTTP dependencies of the users domain: the caller's credentials, the current user, the admin
-check and the auth service. The rules themselves are in `app.users.access`."""
+"""HTTP dependencies of the users domain: the caller's credentials and address, the current
+user, the admin check and the auth service. The rules themselves are in `app.users.access`."""
 
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from app.container import ContainerDep
+from app.core.middleware import ClientIdentity
 from app.users.access import account_user, require_admin
 from app.users.documents import UserDocument
 from app.users.repository import RefreshTokenRepository, UserRepository
@@ -36,6 +37,15 @@ async def get_auth_service(container: ContainerDep) -> AuthService:
 
 
 AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
+
+
+async def client_address(request: Request, container: ContainerDep) -> str:
+    """The caller's address as rate limits see it: X-Forwarded-For counts only when the peer
+    is one of TRUSTED_PROXIES."""
+    return ClientIdentity(container.settings).client_address(request.scope)
+
+
+ClientAddress = Annotated[str, Depends(client_address)]
 
 
 async def current_user(

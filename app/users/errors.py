@@ -29,6 +29,6 @@ class TooManyAttemptsError(DomainError):
 
     def __init__(self, retry_after: int) -> None:
         super().__init__(
-            f"Too many failed logins; try again in {retry_after} s",
+            f"Too many failed password attempts; try again in {retry_after} s",
             headers={"Retry-After": str(retry_after)},
         )

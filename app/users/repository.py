@@ -50,13 +50,17 @@ class UserRepository:
     async def by_email(self, email: str) -> StoredUser | None:
         return cast("StoredUser | None", await self._users.find_one({"email": email}, {"_id": 0}))
 
-    async def update(self, user_id: str, fields: dict[str, Any]) -> StoredUser | None:
+    async def update(
+        self, user_id: str, fields: dict[str, Any], *, bump_token_version: bool = False
+    ) -> StoredUser | None:
+        """Sets the fields; bumping the token version voids every access token issued before."""
+        change: dict[str, Any] = {"$set": fields}
+        if bump_token_version:
+            change["$inc"] = {"token_version": 1}
         try:
             updated = without_id(
                 await self._users.find_one_and_update(
-                    {"id": user_id},
-                    {"$set": fields},
-                    return_document=ReturnDocument.AFTER,
+                    {"id": user_id}, change, return_document=ReturnDocument.AFTER
                 )
             )
         except OperationFailure as error:
@@ -82,23 +86,6 @@ class UserRepository:
             {"id": user_id}, {"$set": fields, "$inc": {"token_version": 1}}
         )
         await self._cache.invalidate("user", user_id)
-
-    async def set_password(
-        self, user_id: str, password_hash: str, now: datetime
-    ) -> StoredUser | None:
-        """Stores a new hash and bumps the token version, which voids every access token."""
-        updated = without_id(
-            await self._users.find_one_and_update(
-                {"id": user_id},
-                {
-                    "$set": {"password_hash": password_hash, "updated_at": now},
-                    "$inc": {"token_version": 1},
-                },
-                return_document=ReturnDocument.AFTER,
-            )
-        )
-        await self._cache.invalidate("user", user_id)
-        return cast("StoredUser | None", updated)
 
     async def list(
         self,
@@ -169,9 +156,19 @@ class ApiKeyRepository:
     async def insert(self, key: ApiKeyDocument) -> None:
         await self._keys.insert_one(cast("Document", key))
 
-    async def list_for_chatbot(self, chatbot_id: str) -> list[ApiKeyDocument]:
-        found = self._keys.find({"chatbot_id": chatbot_id, "revoked_at": None}, {"_id": 0})
-        return cast("list[ApiKeyDocument]", await found.sort("created_at", -1).to_list())
+    async def list_for_chatbot(
+        self, chatbot_id: str, cursor: str | None, limit: int
+    ) -> list[ApiKeyDocument]:
+        query = {"chatbot_id": chatbot_id, "revoked_at": None, **after_cursor(cursor)}
+        found = self._keys.find(query, {"_id": 0}).sort([("created_at", -1), ("id", -1)])
+        return cast("list[ApiKeyDocument]", await found.limit(limit).to_list())
+
+    async def count_live(self, chatbot_id: str) -> int:
+        return await self._keys.count_documents({"chatbot_id": chatbot_id, "revoked_at": None})
+
+    async def remove_unused(self, key_id: str) -> None:
+        """Takes back a key that was just inserted and never handed out (over a cap)."""
+        await self._keys.delete_one({"id": key_id})
 
     async def revoke(self, chatbot_id: str, key_id: str, now: datetime) -> bool:
         result = await self._keys.update_one(

@@ -1,9 +1,9 @@
 """Registration, sessions and the caller's own account."""
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, status
 
 from app.core.errors import problem_responses
-from app.users.dependencies import AuthServiceDep, CurrentUser
+from app.users.dependencies import AuthServiceDep, ClientAddress, CurrentUser
 from app.users.schemas import (
     LoginRequest,
     PasswordChangeRequest,
@@ -32,8 +32,7 @@ async def register(body: RegisterRequest, auth: AuthServiceDep) -> UserOut:
     "/login",
     responses=problem_responses(401, 429),
 )
-async def login(body: LoginRequest, request: Request, auth: AuthServiceDep) -> TokenPair:
-    client = request.client.host if request.client else "unknown"
+async def login(body: LoginRequest, client: ClientAddress, auth: AuthServiceDep) -> TokenPair:
     return await auth.login(body, client)
 
 
@@ -54,12 +53,14 @@ async def read_me(user: CurrentUser) -> UserOut:
     return user_out(user)
 
 
-@users_router.patch("/me", responses=problem_responses(409))
+@users_router.patch("/me", responses=problem_responses(401, 403, 409, 422, 429))
 async def update_me(body: UserUpdate, user: CurrentUser, auth: AuthServiceDep) -> UserOut:
+    """Changes the name or the email; a new email takes `current_password` and ends every
+    session, this one included (log in again with the new email)."""
     return await auth.update_profile(user, body)
 
 
-@users_router.post("/me/password", responses=problem_responses(400))
+@users_router.post("/me/password", responses=problem_responses(400, 401, 429))
 async def change_password(
     body: PasswordChangeRequest, user: CurrentUser, auth: AuthServiceDep
 ) -> TokenPair:

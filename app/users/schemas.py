@@ -4,7 +4,15 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, EmailStr, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    EmailStr,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from app.core.schemas import RequestModel
 
@@ -51,6 +59,16 @@ class PasswordChangeRequest(RequestModel):
 class UserUpdate(RequestModel):
     email: Email | None = None
     name: Name | None = None
+    current_password: Annotated[str | None, Field(min_length=1, max_length=128)] = Field(
+        default=None, validate_default=True, description="Required to change the email"
+    )
+
+    @field_validator("current_password")
+    @classmethod
+    def _required_with_email(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None and info.data.get("email") is not None:
+            raise PydanticCustomError("missing", "Required to change the email")
+        return value
 
 
 class TokenPair(BaseModel):

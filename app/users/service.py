@@ -1,7 +1,9 @@
-"""Accounts and sessions: registration, login with throttling, rotating refresh tokens."""
+"""Accounts and sessions: registration, login and account changes with throttled password
+attempts, rotating refresh tokens."""
 
 from datetime import timedelta
 from http import HTTPStatus
+from typing import Any
 
 from app.core.config import Settings
 from app.core.errors import DomainError
@@ -17,7 +19,7 @@ from app.core.security import (
 )
 from app.core.throttle import FailureCounter
 from app.users.documents import RefreshTokenDocument, StoredUser, UserDocument
-from app.users.errors import AuthenticationError, TooManyAttemptsError
+from app.users.errors import AuthenticationError, ForbiddenError, TooManyAttemptsError
 from app.users.repository import RefreshTokenRepository, UserRepository
 from app.users.schemas import (
     LoginRequest,
@@ -75,15 +77,14 @@ class AuthService:
         await self._users.insert(user)
         return user_out(user)
 
-    async def login(self, request: LoginRequest, client: str) -> TokenPair:
-        throttle_key = f"{request.email}|{client}"
-        retry_after = await self._throttle.blocked_for(throttle_key)
-        if retry_after:
-            raise TooManyAttemptsError(retry_after)
+    async def login(self, request: LoginRequest, client_address: str) -> TokenPair:
+        """Attempts count per email and client address (the trusted one, as rate limits see
+        it): one client's guesses do not lock the account's owner out elsewhere."""
+        throttle_key = f"login:{request.email}|{client_address}"
+        await self._count_attempt(throttle_key)
         user = await self._users.by_email(request.email)
         password_hash = user["password_hash"] if user else None
         if user is None or not verify_password(request.password, password_hash):
-            await self._throttle.record_failure(throttle_key)
             raise AuthenticationError(INVALID_LOGIN)
         await self._throttle.reset(throttle_key)
         if user["status"] != UserStatus.ACTIVE:
@@ -113,25 +114,56 @@ class AuthService:
     async def change_password(
         self, user: UserDocument, request: PasswordChangeRequest
     ) -> TokenPair:
-        current_hash = await self._users.password_hash(user["id"])
-        if not verify_password(request.current_password, current_hash):
+        if not await self._current_password_matches(user, request.current_password):
             raise WrongPasswordError("The current password is wrong")
-        now = utcnow()
         new_hash = hash_password(request.new_password)
-        updated = await self._users.set_password(user["id"], new_hash, now)
-        if updated is None:
-            raise AuthenticationError("This account no longer exists")
-        await self._tokens.revoke_all_for_user(user["id"], now)
+        updated = await self._change_credentials(user, {"password_hash": new_hash})
         return await self._issue(updated, family_id=new_id())
 
     async def update_profile(self, user: UserDocument, request: UserUpdate) -> UserOut:
-        fields = request.model_dump(exclude_unset=True, exclude_none=True)
+        """A new email takes the current password and, like a password change, ends every
+        session (this one included)."""
+        fields = request.model_dump(
+            exclude_unset=True, exclude_none=True, exclude={"current_password"}
+        )
         if not fields:
             return user_out(user)
+        if fields.get("email", user["email"]) != user["email"]:
+            password = request.current_password or ""
+            if not await self._current_password_matches(user, password):
+                raise ForbiddenError("The current password is wrong")
+            return user_out(await self._change_credentials(user, fields))
         updated = await self._users.update(user["id"], {**fields, "updated_at": utcnow()})
         if updated is None:
             raise AuthenticationError("This account no longer exists")
         return user_out(updated)
+
+    async def _count_attempt(self, throttle_key: str) -> None:
+        """Counts a password attempt before the password is checked; refuses it over the limit."""
+        retry_after = await self._throttle.attempt(throttle_key)
+        if retry_after:
+            raise TooManyAttemptsError(retry_after)
+
+    async def _current_password_matches(self, user: UserDocument, password: str) -> bool:
+        """Checks the signed-in user's password; guesses count per account, from any address."""
+        throttle_key = f"account:{user['id']}"
+        await self._count_attempt(throttle_key)
+        if not verify_password(password, await self._users.password_hash(user["id"])):
+            return False
+        await self._throttle.reset(throttle_key)
+        return True
+
+    async def _change_credentials(self, user: UserDocument, fields: dict[str, Any]) -> StoredUser:
+        """Stores a new password or email and ends every session: the token version moves on,
+        which voids every access token, and every refresh token is revoked."""
+        now = utcnow()
+        updated = await self._users.update(
+            user["id"], {**fields, "updated_at": now}, bump_token_version=True
+        )
+        if updated is None:
+            raise AuthenticationError("This account no longer exists")
+        await self._tokens.revoke_all_for_user(user["id"], now)
+        return updated
 
     async def _issue(self, user: UserDocument, family_id: str) -> TokenPair:
         now = utcnow()
