@@ -1,8 +1,13 @@
 """Text from uploaded files: txt, md, html, csv, pdf and docx, with headings kept as `#` lines
-and blocks separated by blank lines, so that chunking can follow the document's structure."""
+and blocks separated by blank lines, so that chunking can follow the document's structure.
+
+Archive-based files (.docx is a zip) are bounded before they are opened: the sizes the archive
+declares, and the bytes its entries really inflate to, may not pass `max_extracted_bytes`.
+Ingestion runs this in a child process with memory and CPU limits (`app.sources.sandbox`)."""
 
 import csv
 import io
+import zipfile
 from pathlib import PurePath
 
 from docx import Document as open_docx
@@ -20,6 +25,11 @@ SUPPORTED = {
     ".pdf": "application/pdf",
     ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
 }
+DOCX = SUPPORTED[".docx"]
+# A .docx holds a few dozen parts; far more is not a document.
+MAX_ARCHIVE_ENTRIES = 10_000
+DEFAULT_MAX_EXTRACTED_BYTES = 50 * 1024 * 1024  # INGEST_MAX_EXTRACTED_BYTES's default
+_INFLATE_STEP = 64 * 1024
 
 
 class ExtractionError(Exception):
@@ -30,8 +40,11 @@ def file_type(filename: str) -> str | None:
     return SUPPORTED.get(PurePath(filename).suffix.lower())
 
 
-def extract_text(filename: str, data: bytes) -> str:
-    """The file's text; raises ExtractionError for a damaged or empty file."""
+def extract_text(
+    filename: str, data: bytes, max_extracted_bytes: int = DEFAULT_MAX_EXTRACTED_BYTES
+) -> str:
+    """The file's text; raises ExtractionError for a damaged or empty file, or one that would
+    inflate past `max_extracted_bytes`. A MemoryError is left to the caller."""
     kind = file_type(filename)
     try:
         if kind in ("text/plain", "text/markdown"):
@@ -43,17 +56,51 @@ def extract_text(filename: str, data: bytes) -> str:
         elif kind == "application/pdf":
             reader = PdfReader(io.BytesIO(data))
             text = "\n\n".join(page.extract_text() or "" for page in reader.pages)
-        elif kind is not None:
+        elif kind == DOCX:
+            check_archive(filename, data, max_extracted_bytes)
             text = _docx_text(data)
         else:
             raise ExtractionError(f"unsupported file type: {filename}")
-    except ExtractionError:
+    except (ExtractionError, MemoryError):
         raise
     except Exception as error:  # parsers raise many kinds for damaged files
         raise ExtractionError(f"could not read {filename}: {error}") from error
     if not text.strip():
         raise ExtractionError(f"{filename} contains no text")
+    if len(text) > max_extracted_bytes:
+        raise ExtractionError(_too_large(filename, max_extracted_bytes))
     return text
+
+
+def check_archive(filename: str, data: bytes, limit: int) -> None:
+    """Refuses a zip whose entries declare more than `limit` bytes in all, or inflate to more
+    than they declare; the entries are inflated in small steps and dropped, never held whole."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile as error:
+        raise ExtractionError(f"could not read {filename}: {error}") from error
+    with archive:
+        entries = archive.infolist()
+        if len(entries) > MAX_ARCHIVE_ENTRIES:
+            raise ExtractionError(
+                f"could not read {filename}: {len(entries)} archive entries, "
+                f"more than {MAX_ARCHIVE_ENTRIES}"
+            )
+        if sum(entry.file_size for entry in entries) > limit:
+            raise ExtractionError(_too_large(filename, limit))
+        inflated = 0
+        for entry in entries:
+            with archive.open(entry) as stream:
+                entry_inflated = 0
+                while step := stream.read(_INFLATE_STEP):
+                    entry_inflated += len(step)
+                    inflated += len(step)
+                    if entry_inflated > entry.file_size or inflated > limit:
+                        raise ExtractionError(_too_large(filename, limit))
+
+
+def _too_large(filename: str, limit: int) -> str:
+    return f"{filename} expands to more than {limit} bytes (INGEST_MAX_EXTRACTED_BYTES)"
 
 
 def _csv_text(text: str) -> str:

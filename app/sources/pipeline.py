@@ -2,9 +2,12 @@
 Run by `botsmith worker`, or in the API process when there is no Redis."""
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 from dataclasses import dataclass
+
+from pymongo.errors import PyMongoError
 
 from app.chatbots.documents import ChatbotDocument
 from app.chatbots.repository import ChatbotRepository
@@ -21,9 +24,10 @@ from app.sources.chunking import chunk_text
 from app.sources.crawl import CrawlSpec, collect
 from app.sources.documents import SourceDocument
 from app.sources.errors import SourceLimitError
-from app.sources.extract import ExtractionError, extract_text
+from app.sources.extract import ExtractionError
 from app.sources.fetch import Fetcher, FetchError, UnsafeUrlError
 from app.sources.repository import SourceRepository
+from app.sources.sandbox import ExtractionLimits, extract_isolated
 from app.sources.schemas import SourceKind, SourceStatus
 
 logger = logging.getLogger(__name__)
@@ -73,7 +77,7 @@ class IngestionPipeline:
             ChatbotRepository(resources),
             resources.settings,
             resources.events,
-            Fetcher.configured(resources.http, resources.settings),
+            Fetcher.configured(resources.settings),
             EmbeddingsClient.configured(resources.http, resources.settings),
         )
 
@@ -157,7 +161,8 @@ class IngestionPipeline:
             return [Page(source["title"], None, text)]
         file = source["file"]
         assert file is not None, "a source that is not a URL has a text or a file"
-        text = await asyncio.to_thread(extract_text, file["filename"], bytes(file["data"]))
+        limits = ExtractionLimits.of(self._settings)
+        text = await extract_isolated(file["filename"], bytes(file["data"]), limits)
         return [Page(source["title"], None, text)]
 
     async def _crawl(self, source: SourceDocument) -> list[Page]:
@@ -218,6 +223,16 @@ class IngestionPipeline:
                     }
                 )
         return chunks
+
+    async def process_in_process(self, source_id: str) -> None:
+        """For the API's in-process queue (no Redis): nothing retries, so an unexpected error
+        fails the source instead of leaving it `processing`."""
+        try:
+            await self.process(source_id)
+        except Exception:
+            logger.exception("source %s failed unexpectedly", source_id)
+            with contextlib.suppress(PyMongoError):
+                await self.fail(source_id, "internal error while processing this source")
 
     async def fail(self, source_id: str, reason: str) -> None:
         await self._sources.set_status(source_id, SourceStatus.FAILED, utcnow(), error=reason)

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Path, UploadFile, status
 
 from app.chatbots.dependencies import OwnedChatbot
 from app.container import ContainerDep
+from app.core.body_limit import UPLOAD_BODY
 from app.core.errors import problem_responses
 from app.sources.dependencies import SourceServiceDep
 from app.sources.errors import FileTooLargeError
@@ -20,7 +21,12 @@ SourceId = Annotated[str, Path(max_length=64)]
 ACCEPTED = status.HTTP_202_ACCEPTED
 
 
-@router.post("/text", status_code=ACCEPTED, responses=problem_responses(409, 422))
+@router.post(
+    "/text",
+    status_code=ACCEPTED,
+    responses=problem_responses(409, 413, 422),
+    openapi_extra=UPLOAD_BODY,
+)
 async def add_text(
     body: TextSourceCreate, chatbot: OwnedChatbot, service: SourceServiceDep
 ) -> SourceOut:
@@ -28,19 +34,33 @@ async def add_text(
     return await service.add_text(chatbot, body)
 
 
-@router.post("/qa", status_code=ACCEPTED, responses=problem_responses(409, 422))
+@router.post(
+    "/qa",
+    status_code=ACCEPTED,
+    responses=problem_responses(409, 413, 422),
+    openapi_extra=UPLOAD_BODY,
+)
 async def add_questions_and_answers(
     body: QASourceCreate, chatbot: OwnedChatbot, service: SourceServiceDep
 ) -> SourceOut:
     return await service.add_qa(chatbot, body)
 
 
-@router.post("/file", status_code=ACCEPTED, responses=problem_responses(409, 413, 415))
+@router.post(
+    "/file",
+    status_code=ACCEPTED,
+    responses=problem_responses(409, 413, 415),
+    openapi_extra=UPLOAD_BODY,
+)
 async def add_file(
     file: UploadFile, chatbot: OwnedChatbot, service: SourceServiceDep, container: ContainerDep
 ) -> SourceOut:
     """Uploads a .txt, .md, .html, .csv, .pdf or .docx file (multipart field `file`)."""
+    # The request body was bounded as it arrived (app.core.body_limit); the file, spooled to
+    # disk past a megabyte, is refused by its size before any of it is read into memory.
     limit = container.settings.ingest_max_file_bytes
+    if file.size is not None and file.size > limit:
+        raise FileTooLargeError(f"{file.filename} is larger than {limit} bytes")
     data = await file.read(limit + 1)
     if len(data) > limit:
         raise FileTooLargeError(f"{file.filename} is larger than {limit} bytes")
@@ -69,11 +89,16 @@ async def get_source(
     return await service.get(chatbot, source_id)
 
 
-@router.post("/{source_id}/resync", status_code=ACCEPTED)
+@router.post(
+    "/{source_id}/resync",
+    status_code=ACCEPTED,
+    responses=problem_responses(status.HTTP_404_NOT_FOUND, status.HTTP_409_CONFLICT),
+)
 async def resync_source(
     source_id: SourceId, chatbot: OwnedChatbot, service: SourceServiceDep
 ) -> SourceOut:
-    """Processes the source again; content that did not change is left as it is."""
+    """Processes the source again; content that did not change is left as it is. A source that
+    is already waiting or being processed answers 409."""
     return await service.resync(chatbot, source_id)
 
 

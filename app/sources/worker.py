@@ -6,6 +6,10 @@ died is claimed by another worker after INGEST_RECLAIM_SECONDS (a worker executi
 claiming it, however long it takes). Both are idempotent (a source's chunks are replaced, and
 unchanged content is skipped; a finished run is skipped, a run started again replaces its
 results), so a job done twice is done once.
+
+Files are extracted in a child process with memory and CPU limits (`app.sources.sandbox`), so a
+file fails its source rather than stopping the worker. Should a source job stop its workers all
+the same, it is taken at most MAX_SOURCE_DELIVERIES times; then its source fails.
 """
 
 import asyncio
@@ -34,6 +38,7 @@ from app.sources.pipeline import IngestionPipeline
 from app.sources.queue import EVAL_RUN_FIELD, GROUP, SOURCE_FIELD, worker_heartbeats
 
 logger = logging.getLogger(__name__)
+MAX_SOURCE_DELIVERIES = 3
 
 
 async def run_worker(settings: Settings) -> None:
@@ -123,11 +128,15 @@ class _Jobs:
             await _record_backlog(redis, stream)
             record_memory()
             messages = list(claimed) + [m for _, batch in fresh or [] for m in batch]
+            reclaimed = {message_id for message_id, _ in claimed}
             for message_id, fields in messages:
                 if run_id := fields.get(EVAL_RUN_FIELD.encode()):
                     done = await self._evaluate(message_id, run_id.decode())
                 elif source_id := fields.get(SOURCE_FIELD.encode()):
-                    done = await self._ingest(message_id, source_id.decode())
+                    if message_id in reclaimed and await self._given_up(message_id, source_id):
+                        done = True
+                    else:
+                        done = await self._ingest(message_id, source_id.decode())
                 else:
                     logger.warning("job %s is of no known kind: dropped", message_id.decode())
                     done = True
@@ -152,6 +161,27 @@ class _Jobs:
             INGEST_JOBS.labels("failed").inc()
         else:
             INGEST_JOBS.labels("done").inc()
+        return True
+
+    async def _given_up(self, message_id: bytes, source_id: bytes) -> bool:
+        """Fails the source of a job delivered more than MAX_SOURCE_DELIVERIES times: the workers
+        that took it before died on it."""
+        try:
+            pending = await self._redis.xpending_range(
+                self._stream, GROUP, min=message_id, max=message_id, count=1
+            )
+        except RedisError:
+            return False
+        deliveries = int(pending[0]["times_delivered"]) if pending else 0
+        if deliveries <= MAX_SOURCE_DELIVERIES:
+            return False
+        reason = f"processing this source stopped its worker {deliveries - 1} times"
+        logger.error("source %s: %s; not tried again", source_id.decode(), reason)
+        try:
+            await self._pipeline.fail(source_id.decode(), reason)
+        except PyMongoError:
+            return False  # processed as usual: it leaves the job for later if this goes on
+        INGEST_JOBS.labels("failed").inc()
         return True
 
     async def _evaluate(self, message_id: bytes, run_id: str) -> bool:
