@@ -1,4 +1,6 @@
-"""WebSocket connections of one process: limits, topics, bounded send queues, fan-out."""
+"""WebSocket connections of one process: limits, topics, bounded send queues, fan-out, and
+revocation: an owner's socket whose access was revoked (password change, suspension) is closed
+before it gets another notification, and by a periodic sweep while it is quiet."""
 
 import asyncio
 import contextlib
@@ -7,8 +9,10 @@ import logging
 import os
 import time
 from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
+from pymongo.errors import PyMongoError
 from starlette.websockets import WebSocket, WebSocketState
 
 from app.core.events import CHANNEL_PREFIX
@@ -19,6 +23,10 @@ GOING_AWAY = 1001
 POLICY_VIOLATION = 1008
 TRY_AGAIN_LATER = 1013
 TOPICS = frozenset({"notifications", "status", "chat"})
+REVOKED = "access revoked (password changed or account suspended); sign in again"
+
+# Whether an owner's access token of this version is still honoured (user id, token version).
+AccessCheck = Callable[[str, int], Awaitable[bool]]
 
 
 @dataclass(eq=False)
@@ -27,6 +35,7 @@ class Connection:
     user_id: str | None  # None for a widget visitor
     chatbot_id: str | None  # the public bot a visitor talks to
     queue: asyncio.Queue[str]
+    token_version: int | None = None  # an owner's, as signed in
     topics: set[str] = field(default_factory=set)
     sender: asyncio.Task[None] | None = None
     closing: bool = False
@@ -49,16 +58,31 @@ class Hub:
         self._by_user: dict[str, set[Connection]] = defaultdict(set)
         self.last_status: dict[str, object] | None = None
         self._closing: set[asyncio.Task[None]] = set()
+        self._access_check: AccessCheck | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+
+    def watch_access(self, check: AccessCheck, interval: float) -> None:
+        """Checks owners' sockets with `check` before each notification and every `interval`
+        seconds; the first call in a process installs it, later ones change nothing."""
+        if self._access_check is None:
+            self._access_check = check
+            self._sweeper = asyncio.create_task(self._sweep(interval))
 
     def admit(
-        self, socket: WebSocket, user_id: str | None, chatbot_id: str | None
+        self,
+        socket: WebSocket,
+        user_id: str | None,
+        chatbot_id: str | None,
+        token_version: int | None = None,
     ) -> tuple[Connection | None, int, str]:
         """A registered connection, or None with the close code and reason."""
         if len(self._connections) >= self._max:
             return None, TRY_AGAIN_LATER, "server at its WebSocket capacity, retry later"
         if user_id is not None and len(self._by_user.get(user_id, ())) >= self._max_per_user:
             return None, POLICY_VIOLATION, "too many connections for this user"
-        connection = Connection(socket, user_id, chatbot_id, asyncio.Queue(self._queue_size))
+        connection = Connection(
+            socket, user_id, chatbot_id, asyncio.Queue(self._queue_size), token_version
+        )
         self._connections.add(connection)
         if user_id is not None:
             self._by_user[user_id].add(connection)
@@ -89,7 +113,11 @@ class Hub:
     def drop_slow(self, connection: Connection) -> None:
         WS_DROPPED.inc()
         logger.warning("dropping a slow WebSocket consumer (user %s)", connection.user_id)
-        task = asyncio.create_task(self.close(connection, POLICY_VIOLATION, "too slow to keep up"))
+        self._close_soon(connection, "too slow to keep up")
+
+    def _close_soon(self, connection: Connection, reason: str) -> None:
+        """Closes with 1008 in the background, so a fan-out does not wait for one socket."""
+        task = asyncio.create_task(self.close(connection, POLICY_VIOLATION, reason))
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
@@ -103,16 +131,26 @@ class Hub:
                 await connection.socket.close(code, reason)
 
     async def close_all(self, code: int = GOING_AWAY, reason: str = "server shutting down") -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         await asyncio.gather(*(self.close(c, code, reason) for c in list(self._connections)))
 
     async def on_event(self, channel: str, event: dict[str, object]) -> None:
-        """An owner event from any process: to that owner's sockets subscribed to it."""
+        """An owner event from any process: to that owner's sockets subscribed to it, once
+        their access is confirmed (revoked ones are closed instead)."""
         user_id = channel.removeprefix(CHANNEL_PREFIX + "user:")
         sent_at = event.pop("sent_at", None)
-        # Encoded once for every subscriber.
-        text = json.dumps({"type": "event", "topic": "notifications", "data": event}, default=str)
-        for connection in self._by_user.get(user_id, ()):
-            if "notifications" in connection.topics:
+        subscribed = [
+            connection
+            for connection in self._by_user.get(user_id, ())
+            if "notifications" in connection.topics
+        ]
+        if subscribed:
+            # Encoded once for every subscriber.
+            text = json.dumps(
+                {"type": "event", "topic": "notifications", "data": event}, default=str
+            )
+            for connection in await self._still_allowed(subscribed):
                 self._send_text(connection, text)
         if isinstance(sent_at, int | float):
             WS_FANOUT_LATENCY.observe(max(0.0, time.time() - sent_at))
@@ -123,6 +161,42 @@ class Hub:
         for connection in list(self._connections):
             if "status" in connection.topics:
                 self._send_text(connection, text)
+
+    async def _still_allowed(self, connections: Iterable[Connection]) -> list[Connection]:
+        """The connections whose access holds; the revoked ones are being closed. One check per
+        user and token version; when the check fails (database trouble) nobody is confirmed."""
+        check = self._access_check
+        connections = list(connections)
+        if check is None:
+            return connections
+        verdicts: dict[tuple[str, int], bool] = {}
+        allowed: list[Connection] = []
+        for connection in connections:
+            if connection.user_id is None or connection.token_version is None:
+                allowed.append(connection)
+                continue
+            key = (connection.user_id, connection.token_version)
+            if key not in verdicts:
+                try:
+                    verdicts[key] = await check(*key)
+                except PyMongoError as error:
+                    logger.warning("could not confirm WebSocket access: %s", error)
+                    return []
+            if verdicts[key]:
+                allowed.append(connection)
+            elif not connection.closing:
+                self._close_soon(connection, REVOKED)
+        return allowed
+
+    async def _sweep(self, interval: float) -> None:
+        """Closes owners' sockets whose access was revoked while they were quiet."""
+        while True:
+            await asyncio.sleep(interval)
+            owners = [c for c in self._connections if c.user_id is not None]
+            try:
+                await self._still_allowed(owners)
+            except Exception:
+                logger.exception("the WebSocket access sweep failed; it runs again")
 
     @staticmethod
     async def _send_loop(connection: Connection) -> None:

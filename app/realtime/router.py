@@ -8,16 +8,22 @@ Connect with `?token=<access token>` (or an `Authorization: Bearer` header), or,
   {"type": "ping"}
 Server messages: welcome, subscribed, unsubscribed, pong, event (topic notifications), status,
 chat (`event`: start, token, sources, end, error — the SSE events), error (the connection stays).
+Access is checked again on every client message: an owner whose password changed or whose account
+was suspended, and a visitor whose bot is no longer public and active (or whose owner was
+suspended), are closed with 1008. An owner's revoked socket is also closed before its next
+notification and within WEBSOCKET_REVALIDATE_SECONDS while quiet.
 """
 
 import asyncio
 import json
 import re
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, WebSocket
 from pydantic import ValidationError
+from pymongo.errors import PyMongoError
 from starlette.websockets import WebSocketDisconnect
 
 from app.chat.access import visitor_conversation
@@ -28,9 +34,12 @@ from app.chatbots.documents import ChatbotDocument
 from app.container import Container, container_of
 from app.core.errors import DomainError
 from app.core.middleware import ClientIdentity
-from app.realtime.hub import POLICY_VIOLATION, Connection, Hub, worker_id
+from app.core.resources import Resources
+from app.realtime.hub import POLICY_VIOLATION, REVOKED, Connection, Hub, worker_id
 from app.realtime.metrics import WS_MESSAGES
 from app.users.access import user_for_access_token
+from app.users.repository import UserRepository
+from app.users.schemas import UserStatus
 
 router = APIRouter(tags=["realtime"])
 _SESSION = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -41,6 +50,7 @@ class Caller:
     """Who a socket belongs to: an owner, or a widget visitor of one public bot."""
 
     user_id: str | None = None
+    token_version: int | None = None  # of the owner's access token
     visitor_bot: str | None = None
     origin: str | None = None
     address: str = ""
@@ -73,7 +83,7 @@ async def _identify(socket: WebSocket, container: Container) -> Caller:
             user = await user_for_access_token(resources, token)
         except DomainError:
             raise RefusedError("invalid or expired access token") from None
-        return Caller(user_id=user["id"], address=address)
+        return Caller(user_id=user["id"], token_version=user["token_version"], address=address)
     chatbot_id, session_id = params.get("chatbot_id"), params.get("session_id")
     if chatbot_id and session_id and _SESSION.match(session_id):
         try:
@@ -82,6 +92,32 @@ async def _identify(socket: WebSocket, container: Container) -> Caller:
             raise RefusedError("no such public chatbot for this origin") from None
         return Caller(visitor_bot=chatbot_id, origin=origin, address=address)
     raise RefusedError("authentication required: token, or chatbot_id and session_id")
+
+
+async def _token_honoured(resources: Resources, user_id: str, token_version: int) -> bool:
+    """What user_for_access_token checks after the signature, for a socket signed in earlier:
+    the account is still active and its token version unchanged. Expiry is checked at connect
+    only: a socket may outlive its token, not its revocation."""
+    user = await UserRepository(resources).by_id(user_id)
+    return (
+        user is not None
+        and user["token_version"] == token_version
+        and user["status"] == UserStatus.ACTIVE
+    )
+
+
+async def _revoked(container: Container, caller: Caller) -> str | None:
+    """Why this socket may no longer be used (the close reason), or None while it may."""
+    resources = container.resources
+    if caller.user_id is not None and caller.token_version is not None:
+        if not await _token_honoured(resources, caller.user_id, caller.token_version):
+            return REVOKED
+    elif caller.visitor_bot is not None:
+        try:
+            await public_chatbot(resources, caller.visitor_bot, caller.origin)
+        except DomainError:
+            return "this chatbot is no longer available to visitors"
+    return None
 
 
 async def _chatbot_for(container: Container, caller: Caller, chatbot_id: object) -> ChatbotDocument:
@@ -109,10 +145,17 @@ async def websocket(socket: WebSocket) -> None:
     except RefusedError as refusal:
         await socket.close(POLICY_VIOLATION, str(refusal))
         return
-    connection, code, reason = hub.admit(socket, caller.user_id, caller.visitor_bot)
+    connection, code, reason = hub.admit(
+        socket, caller.user_id, caller.visitor_bot, caller.token_version
+    )
     if connection is None:
         await socket.close(code, reason)
         return
+    if caller.user_id is not None:
+        hub.watch_access(
+            partial(_token_honoured, container.resources),
+            container.settings.websocket_revalidate_seconds,
+        )
     hub.send(
         connection, {"type": "welcome", "worker": worker_id(), "visitor": caller.user_id is None}
     )
@@ -121,6 +164,14 @@ async def websocket(socket: WebSocket) -> None:
         while True:
             text = await socket.receive_text()
             WS_MESSAGES.labels("in").inc()
+            try:
+                revoked = await _revoked(container, caller)
+            except PyMongoError:
+                hub.send(connection, {"type": "error", "message": "could not check access; retry"})
+                continue
+            if revoked is not None:
+                await hub.close(connection, POLICY_VIOLATION, revoked)
+                break
             _handle(hub, connection, container, caller, text, chats)
     except WebSocketDisconnect:
         pass
