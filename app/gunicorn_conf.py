@@ -28,7 +28,7 @@ _metrics_dir = Path(
 
 # Imported here, not in child_exit: that hook runs from a signal handler, where a first import
 # can be re-entered by the next worker's exit.
-from prometheus_client import multiprocess  # noqa: E402
+from prometheus_client import CollectorRegistry, multiprocess, start_http_server  # noqa: E402
 
 bind = [f"{_settings.host}:{_settings.port}"]
 workers = _settings.uvicorn_workers
@@ -52,6 +52,17 @@ def on_starting(server: Any) -> None:
     """Wipes the metrics directory: files left by an earlier run would be counted again."""
     shutil.rmtree(_metrics_dir, ignore_errors=True)
     _metrics_dir.mkdir(parents=True, exist_ok=True)
+
+
+def when_ready(server: Any) -> None:
+    """With METRICS_PORT, the master serves /metrics of every worker on that port alone."""
+    if not _settings.metrics_port:
+        return
+    # A fresh registry reads every worker's files on each scrape; the master records nothing.
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    start_http_server(_settings.metrics_port, addr=_settings.host, registry=registry)
+    server.log.info("metrics on %s:%d/metrics", _settings.host, _settings.metrics_port)
 
 
 def child_exit(server: Any, worker: Any) -> None:

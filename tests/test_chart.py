@@ -14,6 +14,7 @@ import yaml
 
 from tests.support.chart import (
     CHART,
+    JWT_SECRET_ARGS,
     MONITORING_APIS,
     Manifest,
     by_kind,
@@ -31,11 +32,24 @@ VALUES_FILES = {
     "production": CHART / "ci/production-values.yaml",
     "everything": CHART / "ci/everything-values.yaml",
 }
+PRIVATE_V4 = {
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "100.64.0.0/10",
+    "169.254.0.0/16",
+}
+PRIVATE_V6 = {"fc00::/7", "fe80::/10"}
 
 
 def values_args(name: str) -> list[str]:
     path = VALUES_FILES[name]
-    return ["-f", str(path)] if path else []
+    return ["-f", str(path)] if path else JWT_SECRET_ARGS
+
+
+def container_env(manifest: Manifest) -> dict[str, dict[str, Any]]:
+    (container,) = manifest["spec"]["template"]["spec"]["containers"]
+    return {item["name"]: item for item in container.get("env", [])}
 
 
 @pytest.fixture(scope="module", params=list(VALUES_FILES))
@@ -220,7 +234,8 @@ def test_the_worker_needs_redis_and_the_bundled_datastores_are_opt_in() -> None:
     mongodb = named(dev, "StatefulSet", "-mongodb")
     assert mongodb["spec"]["replicas"] == 1
     secret = named(dev, "Secret", "-secrets")
-    assert {"MONGO_URL", "REDIS_URL", "JWT_SECRET"} <= set(secret["data"])
+    assert {"REDIS_URL", "JWT_SECRET"} <= set(secret["data"])
+    assert set(named(dev, "Secret", "-mongodb-url")["data"]) == {"MONGO_URL"}
 
 
 def test_an_existing_secret_replaces_the_charts_own() -> None:
@@ -230,6 +245,12 @@ def test_an_existing_secret_replaces_the_charts_own() -> None:
         "envFrom"
     ]
     assert {"secretRef": {"name": "botsmith-production"}} in env_from
+    for component in ("-api", "-worker"):
+        env = container_env(named(manifests, "Deployment", component))
+        assert env["MONGO_URL"]["valueFrom"]["secretKeyRef"] == {
+            "name": "botsmith-production-mongodb-url",
+            "key": "MONGO_URL",
+        }
 
 
 def test_the_dashboard_ships_with_the_sidecar_label_and_covers_every_area() -> None:
@@ -277,3 +298,170 @@ def test_skaffold_deploys_this_chart_with_the_dev_values_and_the_built_image() -
         d["metadata"]["name"] for d in yaml.safe_load_all(out) if d and d["kind"] == "Service"
     }
     assert config["portForward"][0]["resourceName"] in services
+
+
+def test_the_operator_may_read_only_the_database_url_secret_and_write_only_its_config_map() -> None:
+    for args, mongo_url_secret in (
+        (["-f", str(CHART / "ci/everything-values.yaml")], "release-botsmith-mongodb-url"),
+        (["-f", str(CHART / "ci/production-values.yaml")], "botsmith-production-mongodb-url"),
+    ):
+        manifests = render(*args)
+        rules = named(manifests, "Role", "-operator")["rules"]
+        core = [rule for rule in rules if "" in rule["apiGroups"]]
+        by_resource = {resource: rule for rule in core for resource in rule["resources"]}
+        assert set(by_resource) == {"secrets", "configmaps", "events"}
+        secrets, config_maps = by_resource["secrets"], by_resource["configmaps"]
+        assert secrets["resourceNames"] == [mongo_url_secret]
+        assert secrets["verbs"] == ["get"]
+        assert config_maps["resourceNames"] == ["release-botsmith-read-policy"]
+        assert "create" not in config_maps["verbs"]
+        assert {"get", "update", "patch"} <= set(config_maps["verbs"])
+        # The app Secret (JWT_SECRET, LLM keys) is not the operator's to read.
+        app_secrets = {"release-botsmith-secrets", "botsmith-production"}
+        assert not app_secrets & set(secrets["resourceNames"])
+        # It cannot create the ConfigMap, so the chart does; the operator fills it.
+        config_map = named(manifests, "ConfigMap", "-read-policy")
+        assert "data" not in config_map
+        for kind in ("MongoIndexSet", "MongoReadPolicy"):
+            (resource,) = by_kind(manifests, kind)
+            assert resource["spec"]["databaseRef"]["secretName"] == mongo_url_secret
+        cluster_rules = named(manifests, "ClusterRole", "-operator-botsmith")["rules"]
+        assert {
+            "apiGroups": [""],
+            "resources": ["namespaces"],
+            "verbs": ["get", "list", "watch"],
+        } in cluster_rules
+
+
+def test_the_database_url_has_a_secret_of_its_own_that_the_api_and_the_worker_read() -> None:
+    manifests = render("-f", str(CHART / "values-dev.yaml"))
+    assert "MONGO_URL" not in named(manifests, "Secret", "-secrets")["data"]
+    assert set(named(manifests, "Secret", "-mongodb-url")["data"]) == {"MONGO_URL"}
+    for component in ("-api", "-worker"):
+        env = container_env(named(manifests, "Deployment", component))
+        assert env["MONGO_URL"]["valueFrom"]["secretKeyRef"] == {
+            "name": "release-botsmith-mongodb-url",
+            "key": "MONGO_URL",
+        }
+
+
+def test_an_existing_secret_needs_a_database_url_secret_of_its_own_for_the_operator() -> None:
+    existing = ["--set", "secrets.existingSecret=everything", "--set", "redis.enabled=true"]
+    refused = helm("template", "release", str(CHART), *existing, check=False)
+    assert refused.returncode != 0
+    assert "secrets.existingMongoUrlSecret" in refused.stderr
+
+    # Without the operator, MONGO_URL may stay in the existing Secret, read through envFrom.
+    manifests = render(*existing, "--set", "operator.enabled=false")
+    assert not by_kind(manifests, "Secret")
+    assert "MONGO_URL" not in container_env(named(manifests, "Deployment", "-api"))
+
+    manifests = render(
+        *existing, "--set", "secrets.mongoUrl=mongodb://db.example.com/?replicaSet=rs"
+    )
+    (secret,) = by_kind(manifests, "Secret")
+    assert secret["metadata"]["name"] == "release-botsmith-mongodb-url"
+
+
+def test_the_jwt_secret_is_required_and_every_render_is_the_same() -> None:
+    for missing in ([], ["--set", "secrets.jwtSecret="]):
+        result = helm("template", "release", str(CHART), *missing, check=False)
+        assert result.returncode != 0
+        assert "secrets.jwtSecret" in result.stderr
+        assert "secrets.existingSecret" in result.stderr
+    short = helm("template", "release", str(CHART), "--set", "secrets.jwtSecret=short", check=False)
+    assert short.returncode != 0
+    assert "/secrets/jwtSecret" in short.stderr
+
+    args = ["-f", str(CHART / "values-dev.yaml")]
+    first, second = render(*args), render(*args)
+    assert first == second
+    assert named(first, "Secret", "-secrets") == named(second, "Secret", "-secrets")
+
+
+def test_metrics_are_scraped_on_their_own_port_and_never_routed_publicly() -> None:
+    manifests = render(
+        "-f",
+        str(CHART / "ci/everything-values.yaml"),
+        "--set",
+        "api.metricsPort=9200",
+        api_versions=MONITORING_APIS,
+    )
+    api = named(manifests, "Deployment", "-api")
+    assert container_env(api)["METRICS_PORT"]["value"] == "9200"
+    (container,) = api["spec"]["template"]["spec"]["containers"]
+    assert {"name": "metrics", "containerPort": 9200} in container["ports"]
+
+    (monitor,) = by_kind(manifests, "ServiceMonitor")
+    assert [endpoint["port"] for endpoint in monitor["spec"]["endpoints"]] == ["metrics"]
+    public = named(manifests, "Service", "-api")
+    assert [port["name"] for port in public["spec"]["ports"]] == ["http"]
+    scraped = named(manifests, "Service", "-api-metrics")
+    assert scraped["spec"]["clusterIP"] == "None"
+    assert scraped["spec"]["ports"] == [{"name": "metrics", "port": 9200, "targetPort": "metrics"}]
+
+    (ingress,) = by_kind(manifests, "Ingress")
+    for rule in ingress["spec"]["rules"]:
+        for path in rule["http"]["paths"]:
+            assert not path["path"].startswith("/metrics")
+            assert path["backend"]["service"] == {
+                "name": "release-botsmith-api",
+                "port": {"name": "http"},
+            }
+
+    production = render("-f", str(CHART / "ci/production-values.yaml"))
+    policy = named(production, "NetworkPolicy", "-api")["spec"]["ingress"]
+    monitoring = {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}
+    }
+    (metrics_rule,) = [rule for rule in policy if rule["ports"] == [{"port": "metrics"}]]
+    assert metrics_rule["from"] == [monitoring]
+    for rule in policy:
+        if rule["ports"] == [{"port": "http"}]:
+            assert monitoring not in rule["from"]
+
+
+def test_the_worker_reaches_public_web_ports_and_allowed_networks_but_no_private_range() -> None:
+    manifests = render(
+        "-f",
+        str(CHART / "values-dev.yaml"),
+        "--set-json",
+        'worker.egress.allow=["192.168.10.0/24","fd00:10::/64"]',
+    )
+    policy = named(manifests, "NetworkPolicy", "-worker-egress")
+    assert policy["spec"]["policyTypes"] == ["Egress"]
+    assert policy["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "worker"
+    rules = policy["spec"]["egress"]
+    dns = [rule for rule in rules if "to" not in rule]
+    assert dns == [{"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}]
+
+    blocks = {
+        peer["ipBlock"]["cidr"]: (peer["ipBlock"].get("except", []), rule.get("ports"))
+        for rule in rules
+        for peer in rule.get("to", [])
+        if "ipBlock" in peer
+    }
+    v4_except, v4_ports = blocks["0.0.0.0/0"]
+    v6_except, v6_ports = blocks["::/0"]
+    assert set(v4_except) >= PRIVATE_V4
+    assert set(v6_except) >= PRIVATE_V6
+    web = [{"port": 80, "protocol": "TCP"}, {"port": 443, "protocol": "TCP"}]
+    assert v4_ports == v6_ports == web
+    assert blocks["192.168.10.0/24"] == ([], None)
+    assert blocks["fd00:10::/64"] == ([], None)
+
+    (datastores,) = [rule for rule in rules if any("podSelector" in p for p in rule.get("to", []))]
+    selector = datastores["to"][0]["podSelector"]["matchExpressions"]
+    assert {
+        "key": "app.kubernetes.io/instance",
+        "operator": "In",
+        "values": ["release"],
+    } in selector
+    assert {27017, 6379} == {port["port"] for port in datastores["ports"]}
+
+    without = render("-f", str(CHART / "values-dev.yaml"), "--set", "worker.egress.enabled=false")
+    assert not [
+        p
+        for p in by_kind(without, "NetworkPolicy")
+        if p["metadata"]["name"].endswith("-worker-egress")
+    ]

@@ -29,21 +29,32 @@ async def read_secret_value(namespace: str, name: str, key: str) -> str:
 async def write_config_map(
     namespace: str, name: str, owner: dict[str, Any], data: dict[str, Any]
 ) -> None:
-    """Creates or replaces the ConfigMap, owned by the resource (so it goes when that goes)."""
-    body = client.V1ConfigMap(
-        metadata=client.V1ObjectMeta(
-            name=name,
-            namespace=namespace,
-            labels={"app.kubernetes.io/managed-by": "botsmith-operator"},
-            owner_references=[client.V1OwnerReference(**owner)],
-        ),
-        data={"read-policy.json": json.dumps(data, indent=2, sort_keys=True)},
-    )
+    """Writes read-policy.json into the ConfigMap, owned by the resource (so it goes when that
+    goes). A patch, not a replace: the ConfigMap may be the Helm chart's (whose Role allows
+    updating that one but creating none), and its labels and annotations stay as they are."""
+    owner_references = [client.V1OwnerReference(**owner)]
+    contents = {"read-policy.json": json.dumps(data, indent=2, sort_keys=True)}
     async with client.ApiClient() as api:
         core = client.CoreV1Api(api)
         try:
-            await core.replace_namespaced_config_map(name, namespace, body)
+            await core.patch_namespaced_config_map(
+                name,
+                namespace,
+                client.V1ConfigMap(
+                    metadata=client.V1ObjectMeta(owner_references=owner_references),
+                    data=contents,
+                ),
+            )
         except ApiException as error:
             if error.status != 404:
                 raise
+            body = client.V1ConfigMap(
+                metadata=client.V1ObjectMeta(
+                    name=name,
+                    namespace=namespace,
+                    labels={"app.kubernetes.io/managed-by": "botsmith-operator"},
+                    owner_references=owner_references,
+                ),
+                data=contents,
+            )
             await core.create_namespaced_config_map(namespace, body)

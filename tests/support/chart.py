@@ -14,6 +14,8 @@ MONITORING_APIS = [
     "monitoring.coreos.com/v1/ServiceMonitor",
     "monitoring.coreos.com/v1/PrometheusRule",
 ]
+# The one value without a default: the chart never generates the JWT signing secret.
+JWT_SECRET_ARGS = ["--set", "secrets.jwtSecret=template-check-secret-of-32-characters"]
 
 Manifest = dict[str, Any]
 
@@ -23,8 +25,10 @@ def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 
 def render(*args: str, api_versions: list[str] | None = None) -> list[Manifest]:
-    """`helm template` of release "release" in namespace botsmith; extra args go to helm."""
+    """`helm template` of release "release" in namespace botsmith with a JWT secret; extra args
+    go to helm."""
     extra = [f"--api-versions={api}" for api in api_versions or []]
+    extra += JWT_SECRET_ARGS
     out = helm("template", "release", str(CHART), "--namespace", "botsmith", *extra, *args).stdout
     return [doc for doc in yaml.safe_load_all(out) if doc]
 

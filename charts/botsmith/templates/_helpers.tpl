@@ -32,9 +32,49 @@ app.kubernetes.io/name: {{ include "botsmith.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
-{{/* The Secret with MONGO_URL, JWT_SECRET and LLM keys: the user's, or the chart's. */}}
+{{/* The Secret with JWT_SECRET, REDIS_URL and the LLM keys: the user's, or the chart's. */}}
 {{- define "botsmith.secretName" -}}
 {{- default (printf "%s-secrets" (include "botsmith.fullname" .)) .Values.secrets.existingSecret }}
+{{- end }}
+
+{{/* The chart's own Secret holding MONGO_URL alone. */}}
+{{- define "botsmith.chartMongoUrlSecretName" -}}
+{{- printf "%s-mongodb-url" (include "botsmith.fullname" .) }}
+{{- end }}
+
+{{/* The Secret holding MONGO_URL alone, the only one the operator may read: the user's, or the
+chart's. Empty when an existingSecret is trusted to carry MONGO_URL among the other secrets. */}}
+{{- define "botsmith.mongoUrlSecretName" -}}
+{{- if .Values.secrets.existingMongoUrlSecret }}
+{{- .Values.secrets.existingMongoUrlSecret }}
+{{- else if or (include "botsmith.mongoUrl" .) (not .Values.secrets.existingSecret) }}
+{{- include "botsmith.chartMongoUrlSecretName" . }}
+{{- end }}
+{{- end }}
+
+{{/* MONGO_URL from its own Secret; an explicit variable wins over the app Secret's envFrom. */}}
+{{- define "botsmith.mongoUrlEnv" -}}
+{{- with include "botsmith.mongoUrlSecretName" . }}
+- name: MONGO_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: MONGO_URL
+{{- end }}
+{{- end }}
+
+{{/* Refuses values that would render an unstable or over-privileged release. */}}
+{{- define "botsmith.validate" -}}
+{{- $secrets := .Values.secrets }}
+{{- if not (or $secrets.jwtSecret $secrets.existingSecret) }}
+{{- fail (printf `secrets.jwtSecret (at least 32 random characters: openssl rand -hex 32) or secrets.existingSecret (a Secret with JWT_SECRET) is required: the chart never generates one, so that every render is the same. Upgrading a release whose chart generated it? Keep that one: --set secrets.jwtSecret="$(kubectl -n %s get secret %s-secrets -o jsonpath={.data.JWT_SECRET} | base64 -d)"` .Release.Namespace (include "botsmith.fullname" .)) }}
+{{- end }}
+{{- if and $secrets.jwtSecret (not $secrets.existingSecret) (lt (len $secrets.jwtSecret) 32) }}
+{{- fail "secrets.jwtSecret must be at least 32 characters (openssl rand -hex 32)" }}
+{{- end }}
+{{- if and .Values.operator.enabled (not (include "botsmith.mongoUrlSecretName" .)) }}
+{{- fail "secrets.existingSecret: put MONGO_URL in a Secret of its own and name it in secrets.existingMongoUrlSecret (or set secrets.mongoUrl); the operator may read that Secret only, never the one with JWT_SECRET and the LLM keys" }}
+{{- end }}
 {{- end }}
 
 {{/* The image reference: by digest when one is given, else by tag (the chart's appVersion). */}}
@@ -87,7 +127,8 @@ app.kubernetes.io/component: {{ .component }}
 {{- if or .Values.redis.enabled .Values.secrets.redisUrl .Values.secrets.existingSecret }}true{{ end }}
 {{- end }}
 
-{{/* Environment shared by the API and the worker: the settings ConfigMap and the Secret. */}}
+{{/* Environment shared by the API and the worker: the settings ConfigMap and the Secret
+(MONGO_URL comes from its own Secret, see botsmith.mongoUrlEnv). */}}
 {{- define "botsmith.envFrom" -}}
 - configMapRef:
     name: {{ include "botsmith.fullname" . }}-config
@@ -98,9 +139,7 @@ app.kubernetes.io/component: {{ .component }}
 {{/* Pod annotations that roll the pods when their settings change. */}}
 {{- define "botsmith.checksums" -}}
 checksum/config: {{ include (print $.Template.BasePath "/configmap.yaml") . | sha256sum }}
-{{- if not .Values.secrets.existingSecret }}
 checksum/secret-inputs: {{ toJson .Values.secrets | sha256sum }}
-{{- end }}
 {{- end }}
 
 {{/* A NetworkPolicy rule's `from`: the given peers, or nothing (any peer) when empty. */}}
@@ -109,4 +148,13 @@ checksum/secret-inputs: {{ toJson .Values.secrets | sha256sum }}
 from:
   {{- toYaml . | nindent 2 }}
 {{- end }}
+{{- end }}
+
+{{/* Networks the worker may not reach unless `worker.egress.allow` names them: private,
+shared (carrier-grade NAT), loopback and link-local (the cloud metadata service) ranges. */}}
+{{- define "botsmith.privateRangesV4" -}}
+["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16", "127.0.0.0/8", "0.0.0.0/8"]
+{{- end }}
+{{- define "botsmith.privateRangesV6" -}}
+["fc00::/7", "fe80::/10", "::1/128"]
 {{- end }}
