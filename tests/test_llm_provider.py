@@ -31,6 +31,7 @@ def api(
         "DB_NAME": f"test_{uuid.uuid4().hex[:12]}",
         "LLM_BASE_URL": llm.base_url,
         "LLM_API_KEY": "sk-test-key",
+        "LLM_ALLOWED_MODELS": "test-model",
         "LLM_TIMEOUT_SECONDS": "1",
     }
     with ApiServer(tmp_path_factory.mktemp("api"), env) as server:
@@ -119,6 +120,9 @@ def test_a_provider_failure_is_a_502_and_the_question_is_kept(
         streamed = _events(client, owner, bot_id, {"message": "How fast do parcels ship?"})
         assert [name for name, _ in streamed] == ["start", "error"]
         assert streamed[-1][1]["timeout"] is False
+        # The provider's own words (which may name accounts, keys or internals) stay in the log.
+        assert "overloaded" not in failed.text
+        assert "overloaded" not in str(streamed)
     conversations = client.get(
         f"/api/chatbots/{bot_id}/conversations", headers=owner.headers
     ).json()["items"]

@@ -6,10 +6,19 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query
 
 from app.admin.repository import PlatformRepository
-from app.admin.schemas import PlatformCounts, UserAdminUpdate
+from app.admin.schemas import (
+    LlmBudgetOut,
+    LlmBudgetUpdate,
+    ModelAllowlistOut,
+    ModelAllowlistUpdate,
+    PlatformCounts,
+    UserAdminUpdate,
+)
 from app.admin.service import AdminService
 from app.analytics.dependencies import AnalyticsServiceDep, From, To, Zone
 from app.analytics.schemas import PlatformStats
+from app.chat.budget import TokenBudget
+from app.chatbots.allowlist import ModelAllowlist
 from app.chatbots.repository import ChatbotRepository
 from app.container import ContainerDep
 from app.core.errors import problem_responses
@@ -26,6 +35,8 @@ async def get_admin_service(container: ContainerDep) -> AdminService:
         RefreshTokenRepository(resources.db),
         ChatbotRepository(resources),
         PlatformRepository(resources.reads),
+        ModelAllowlist(resources),
+        TokenBudget(resources),
     )
 
 
@@ -81,3 +92,38 @@ async def platform_stats(
 @router.get("/counts")
 async def platform_counts(admin: AdminUser, service: AdminServiceDep) -> PlatformCounts:
     return await service.counts()
+
+
+@router.get("/models")
+async def get_model_allowlist(admin: AdminUser, service: AdminServiceDep) -> ModelAllowlistOut:
+    """The models bots may use on the platform's LLM key, and the max_tokens ceiling."""
+    return await service.model_allowlist()
+
+
+@router.put("/models", responses=problem_responses(422))
+async def put_model_allowlist(
+    body: ModelAllowlistUpdate, admin: AdminUser, service: AdminServiceDep
+) -> ModelAllowlistOut:
+    """Replaces the allowlist and ceiling. Creating or changing a bot outside them is then a
+    422; a bot already on a removed model answers with the fallback model."""
+    return await service.set_model_allowlist(admin, body)
+
+
+@router.get("/users/{user_id}/llm-budget", responses=problem_responses(404))
+async def get_llm_budget(
+    user_id: Annotated[str, Path(max_length=64)], admin: AdminUser, service: AdminServiceDep
+) -> LlmBudgetOut:
+    """An owner's LLM tokens spent this UTC day and month, their limits and their own ones."""
+    return await service.llm_budget(user_id)
+
+
+@router.put("/users/{user_id}/llm-budget", responses=problem_responses(404, 422))
+async def put_llm_budget(
+    user_id: Annotated[str, Path(max_length=64)],
+    body: LlmBudgetUpdate,
+    admin: AdminUser,
+    service: AdminServiceDep,
+) -> LlmBudgetOut:
+    """Sets an owner's own daily and monthly limits (null: the platform's default, 0:
+    unlimited); the next chat turn is checked against them."""
+    return await service.set_llm_budget(admin, user_id, body)

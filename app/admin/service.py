@@ -1,9 +1,20 @@
-"""Administration: who may do what to which account."""
+"""Administration: who may do what to which account, and what the platform's LLM may cost."""
 
 from datetime import datetime
 
 from app.admin.repository import PlatformRepository
-from app.admin.schemas import PlatformCounts, UserAdminUpdate
+from app.admin.schemas import (
+    LlmBudgetOut,
+    LlmBudgetUpdate,
+    ModelAllowlistOut,
+    ModelAllowlistUpdate,
+    PlatformCounts,
+    UserAdminUpdate,
+)
+from app.analytics.service import llm_usage_out
+from app.chat.budget import OwnerUsage, TokenBudget
+from app.chat.budget_repository import OwnerLimits
+from app.chatbots.allowlist import ModelAllowlist, ModelPolicy
 from app.chatbots.repository import ChatbotRepository
 from app.core.errors import ConflictError, NotFoundError
 from app.core.schemas import Page, page_of
@@ -21,11 +32,15 @@ class AdminService:
         tokens: RefreshTokenRepository,
         chatbots: ChatbotRepository,
         platform: PlatformRepository,
+        models: ModelAllowlist,
+        budget: TokenBudget,
     ) -> None:
         self._users = users
         self._tokens = tokens
         self._chatbots = chatbots
         self._platform = platform
+        self._models = models
+        self._budget = budget
 
     async def list_users(
         self,
@@ -73,3 +88,47 @@ class AdminService:
             conversations=await self._platform.count("conversations"),
             messages=await self._platform.count("messages"),
         )
+
+    async def model_allowlist(self) -> ModelAllowlistOut:
+        return _allowlist_out(await self._models.current())
+
+    async def set_model_allowlist(
+        self, admin: UserDocument, request: ModelAllowlistUpdate
+    ) -> ModelAllowlistOut:
+        """Applies to every pod at once; bots already on a removed model answer with the
+        fallback model until their owners choose another."""
+        policy = await self._models.replace(
+            request.models, request.max_tokens_ceiling, admin["id"], utcnow()
+        )
+        return _allowlist_out(policy)
+
+    async def llm_budget(self, user_id: str) -> LlmBudgetOut:
+        if await self._users.by_id(user_id) is None:
+            raise NotFoundError("No such user")
+        return _budget_out(user_id, await self._budget.usage(user_id))
+
+    async def set_llm_budget(
+        self, admin: UserDocument, user_id: str, request: LlmBudgetUpdate
+    ) -> LlmBudgetOut:
+        if await self._users.by_id(user_id) is None:
+            raise NotFoundError("No such user")
+        limits = OwnerLimits(request.daily_tokens, request.monthly_tokens)
+        return _budget_out(user_id, await self._budget.set_limits(user_id, limits, admin["id"]))
+
+
+def _allowlist_out(policy: ModelPolicy) -> ModelAllowlistOut:
+    return ModelAllowlistOut(
+        models=list(policy.models),
+        max_tokens_ceiling=policy.max_tokens_ceiling,
+        default_model=policy.default_model,
+        fallback_model=policy.fallback,
+        updated_at=policy.updated_at,
+    )
+
+
+def _budget_out(user_id: str, usage: OwnerUsage) -> LlmBudgetOut:
+    return LlmBudgetOut(
+        **llm_usage_out(user_id, usage).model_dump(),
+        own_daily_tokens=usage.own_limits.daily_tokens,
+        own_monthly_tokens=usage.own_limits.monthly_tokens,
+    )

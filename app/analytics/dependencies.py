@@ -7,13 +7,17 @@ from fastapi import Depends, Query
 
 from app.analytics.repository import AnalyticsRepository
 from app.analytics.service import AnalyticsService
+from app.chat.budget import TokenBudget
 from app.container import ContainerDep
 
 
 async def get_analytics_service(container: ContainerDep) -> AnalyticsService:
     resources = container.resources
     return AnalyticsService(
-        AnalyticsRepository(resources.reads), resources.cache, resources.settings
+        AnalyticsRepository(resources.reads),
+        resources.cache,
+        resources.settings,
+        TokenBudget(resources),
     )
 
 

@@ -64,3 +64,20 @@ class PlatformStats(BaseModel):
     timezone: str
     totals: dict[str, int]
     series: list[DailyPlatform]
+
+
+class PeriodTokens(BaseModel):
+    used: int
+    limit: int = Field(description="0: unlimited")
+    remaining: int | None = Field(description="null when unlimited")
+    exhausted: bool = Field(description="Chat with the platform's LLM answers 429 until reset")
+    resets_at: datetime
+
+
+class LlmUsage(BaseModel):
+    """LLM tokens an owner's bots spent on the platform's key this UTC day and month (prompt and
+    completion; the offline provider costs nothing), against the owner's limits."""
+
+    user_id: str
+    daily: PeriodTokens
+    monthly: PeriodTokens

@@ -15,11 +15,14 @@ from app.analytics.schemas import (
     ChatbotAnalytics,
     DailyPlatform,
     Interval,
+    LlmUsage,
+    PeriodTokens,
     PlatformStats,
     QuestionCount,
     Totals,
     UnansweredQuestion,
 )
+from app.chat.budget import OwnerUsage, PeriodUsage, TokenBudget
 from app.chatbots.documents import ChatbotDocument
 from app.core.cache import Cache
 from app.core.config import Settings
@@ -213,11 +216,38 @@ def _chatbot_analytics(
 EARLIEST_YEAR, LATEST_YEAR = 1970, 9998
 
 
+def _period_tokens(usage: PeriodUsage) -> PeriodTokens:
+    return PeriodTokens(
+        used=usage.used,
+        limit=usage.limit,
+        remaining=usage.remaining,
+        exhausted=usage.exhausted,
+        resets_at=usage.resets_at,
+    )
+
+
+def llm_usage_out(user_id: str, usage: OwnerUsage) -> LlmUsage:
+    return LlmUsage(
+        user_id=user_id, daily=_period_tokens(usage.daily), monthly=_period_tokens(usage.monthly)
+    )
+
+
 class AnalyticsService:
-    def __init__(self, repository: AnalyticsRepository, cache: Cache, settings: Settings) -> None:
+    def __init__(
+        self,
+        repository: AnalyticsRepository,
+        cache: Cache,
+        settings: Settings,
+        budget: TokenBudget,
+    ) -> None:
         self._repository = repository
         self._cache = cache
         self._settings = settings
+        self._budget = budget
+
+    async def llm_usage(self, user_id: str) -> LlmUsage:
+        """Live, never cached: it is what the next chat turn is checked against."""
+        return llm_usage_out(user_id, await self._budget.usage(user_id))
 
     def _range(
         self, start: datetime | None, end: datetime | None, interval: Interval, timezone: str

@@ -10,6 +10,7 @@ from app.chat.answering import Answerer
 from app.chat.providers import AnswerProvider, OfflineProvider, OpenAICompatibleProvider
 from app.chat.repository import ConversationRepository
 from app.chat.service import ChatService, ConversationService
+from app.chat.spend import MeteredProvider, SpendControls, uses_platform_llm
 from app.chatbots.documents import ChatbotDocument
 from app.container import Container, ContainerDep
 from app.core.resources import Resources
@@ -17,20 +18,25 @@ from app.retrieval.dependencies import retrieval_service
 
 
 def provider_for(resources: Resources, chatbot: ChatbotDocument) -> AnswerProvider:
-    """The bot's model when it asks for one and LLM_BASE_URL is set, else the offline one."""
+    """The bot's model, metered, when it asks for one and LLM_BASE_URL is set, else the offline
+    one."""
     settings = resources.settings
-    model = chatbot["model"]
-    if model["provider"] != "openai" or settings.llm_base_url is None:
+    base_url = settings.llm_base_url
+    if base_url is None or not uses_platform_llm(settings, chatbot):
         return OfflineProvider()
     key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
-    return OpenAICompatibleProvider(
-        resources.http,
-        str(settings.llm_base_url),
-        key,
-        model["model"] or settings.llm_model,
-        model["temperature"],
-        settings.llm_timeout_seconds,
-    )
+
+    def open_provider(model: str) -> OpenAICompatibleProvider:
+        return OpenAICompatibleProvider(
+            resources.http,
+            str(base_url),
+            key,
+            model,
+            chatbot["model"]["temperature"],
+            settings.llm_timeout_seconds,
+        )
+
+    return MeteredProvider(SpendControls(resources), chatbot, open_provider)
 
 
 def chat_service(container: Container) -> ChatService:
@@ -39,7 +45,7 @@ def chat_service(container: Container) -> ChatService:
     answerer = Answerer(
         retrieval_service(container), lambda chatbot: provider_for(resources, chatbot)
     )
-    return ChatService(conversations, answerer, resources.events)
+    return ChatService(conversations, answerer, resources.events, SpendControls(resources))
 
 
 async def get_chat_service(container: ContainerDep) -> ChatService:

@@ -3,6 +3,7 @@ the product works with no external service."""
 
 import asyncio
 import json
+import logging
 import math
 import re
 from collections.abc import AsyncIterator
@@ -14,6 +15,8 @@ import httpx
 from app.retrieval.analysis import query_terms, split_sentences, terms
 from app.retrieval.schemas import RetrievedChunk
 from app.retrieval.static_model import static_embedder
+
+logger = logging.getLogger(__name__)
 
 # A sentence that starts like this depends on the one before it.
 _LEANS_BACK = re.compile(
@@ -126,8 +129,28 @@ def _with_context(passage: RetrievedChunk, number: int) -> str:
     )
 
 
+@dataclass(slots=True)
+class TokenUsage:
+    """The tokens one call to the model cost: as the server reports them (OpenAI's
+    `stream_options.include_usage`), else estimated from the text sent and received."""
+
+    prompt: int = 0
+    completion: int = 0
+    reported: bool = False
+
+    @property
+    def total(self) -> int:
+        return self.prompt + self.completion
+
+
+def estimate_tokens(characters: int) -> int:
+    """About four characters a token, as OpenAI's tokenizers average on English text."""
+    return math.ceil(characters / 4)
+
+
 class ProviderError(Exception):
-    """The model provider failed or timed out; `timeout` tells which."""
+    """The model provider failed or timed out; `timeout` tells which. The message is shown to
+    callers, so it never carries the provider's own words (they are logged instead)."""
 
     def __init__(self, message: str, *, timeout: bool = False) -> None:
         super().__init__(message)
@@ -172,11 +195,18 @@ class OpenAICompatibleProvider:
             {"role": "user", "content": request.question},
         ]
 
-    async def stream(self, request: AnswerRequest) -> AsyncIterator[str]:
+    async def stream(
+        self, request: AnswerRequest, usage: TokenUsage | None = None
+    ) -> AsyncIterator[str]:
+        """The answer token by token; `usage` receives what the call cost once the server
+        accepted it (so far, if it fails midway)."""
+        usage = usage if usage is not None else TokenUsage()
+        messages = self.messages(request)
         payload = {
             "model": self._model,
-            "messages": self.messages(request),
+            "messages": messages,
             "stream": True,
+            "stream_options": {"include_usage": True},
             "temperature": self._temperature,
             "max_tokens": request.max_tokens,
         }
@@ -189,22 +219,33 @@ class OpenAICompatibleProvider:
             ):
                 if response.status_code != 200:
                     body = (await response.aread()).decode(errors="replace")[:300]
-                    raise ProviderError(
-                        f"the model provider answered {response.status_code}: {body}"
-                    )
+                    logger.warning("model provider answered %s: %s", response.status_code, body)
+                    raise ProviderError(f"the model provider answered {response.status_code}")
+                usage.prompt = estimate_tokens(sum(len(m["content"]) for m in messages))
+                received = 0
                 async for line in response.aiter_lines():
                     if not line.startswith("data:"):
                         continue
                     data = line.removeprefix("data:").strip()
                     if data == "[DONE]":
                         return
-                    choices = json.loads(data).get("choices") or [{}]
+                    chunk = json.loads(data)
+                    reported = chunk.get("usage")
+                    if reported:
+                        usage.prompt = int(reported.get("prompt_tokens") or 0)
+                        usage.completion = int(reported.get("completion_tokens") or 0)
+                        usage.reported = True
+                    choices = chunk.get("choices") or [{}]
                     text = (choices[0].get("delta") or {}).get("content")
                     if text:
+                        received += len(text)
+                        if not usage.reported:
+                            usage.completion = estimate_tokens(received)
                         yield text
         except TimeoutError:
             raise ProviderError(
                 f"the model provider did not finish within {self._timeout:g} s", timeout=True
             ) from None
         except (httpx.HTTPError, ValueError) as error:
-            raise ProviderError(f"the model provider failed: {error}") from error
+            logger.warning("model provider failed: %r", error)
+            raise ProviderError("the model provider failed") from error

@@ -1,5 +1,6 @@
 """A chat turn: store the question, retrieve, answer (or say "I don't know"), store the answer,
-as one stream of events that the JSON, SSE and WebSocket endpoints all read."""
+as one stream of events that the JSON, SSE and WebSocket endpoints all read. A turn that would
+call the platform's LLM on a spent token budget is refused (429) before anything is stored."""
 
 import csv
 import io
@@ -11,6 +12,7 @@ from http import HTTPStatus
 from typing import cast
 
 from app.chat.answering import I_DONT_KNOW, Answerer, citations_in
+from app.chat.budget import BudgetExhaustedError
 from app.chat.documents import (
     CitationDocument,
     ConversationDocument,
@@ -30,6 +32,7 @@ from app.chat.schemas import (
     MessageOut,
     PublicFeedback,
 )
+from app.chat.spend import OverBudgetError, SpendControls
 from app.chatbots.documents import ChatbotDocument
 from app.core.errors import DomainError, NotFoundError
 from app.core.events import EventBus, publish_event
@@ -59,10 +62,12 @@ class ChatService:
         conversations: ConversationRepository,
         answerer: Answerer,
         events: EventBus,
+        spend: SpendControls,
     ) -> None:
         self._conversations = conversations
         self._answerer = answerer
         self._events = events
+        self._spend = spend
 
     async def events(
         self, chatbot: ChatbotDocument, request: ChatRequest, conversation: ConversationDocument
@@ -87,6 +92,15 @@ class ChatService:
             async for token in self._answerer.stream(chatbot, request.message, grounding, history):
                 answer += token
                 yield ChatEvent(event="token", data={"text": token})
+        except OverBudgetError as error:
+            # Spent by other turns since this one was admitted; the model was not called.
+            data = {
+                "message": str(error),
+                "timeout": False,
+                "retry_after": error.refusal.retry_after,
+            }
+            yield ChatEvent(event="error", data=data)
+            return
         except ProviderError as error:
             # The question is stored; the failed answer is not.
             yield ChatEvent(event="error", data={"message": str(error), "timeout": error.timeout})
@@ -175,6 +189,9 @@ class ChatService:
         data: dict[str, object] = {"answer": ""}
         async for event in self.events(chatbot, request, conversation):
             if event.event == "error":
+                if "retry_after" in event.data:
+                    retry_after = int(str(event.data["retry_after"]))
+                    raise BudgetExhaustedError(str(event.data["message"]), retry_after)
                 failed = GatewayTimeoutError if event.data["timeout"] else BadGatewayError
                 raise failed(str(event.data["message"]))
             if event.event == "token":
@@ -186,6 +203,9 @@ class ChatService:
     async def open_conversation(
         self, chatbot: ChatbotDocument, request: ChatRequest
     ) -> ConversationDocument:
+        """The turn's conversation, after admitting the turn: raises BudgetExhaustedError (429)
+        when the bot's owner has spent their LLM token budget."""
+        await self._spend.admit(chatbot)
         if request.conversation_id is not None:
             found = await self._conversations.get(chatbot["id"], request.conversation_id)
             if found is None:

@@ -3,10 +3,12 @@
 import logging
 from typing import cast
 
-from app.chatbots.documents import AppearanceDocument, ChatbotDocument
+from app.chatbots.allowlist import ModelAllowlist
+from app.chatbots.documents import AppearanceDocument, ChatbotDocument, ModelSettingsDocument
 from app.chatbots.repository import ChatbotRepository
 from app.chatbots.schemas import ChatbotCreate, ChatbotOut, ChatbotUpdate
-from app.core.errors import NotFoundError, UnprocessableError
+from app.core.errors import LimitReachedError, NotFoundError, UnprocessableError
+from app.core.resources import Resources
 from app.core.schemas import Page, page_of
 from app.core.security import new_id, utcnow
 from app.users.documents import UserDocument
@@ -25,12 +27,40 @@ class ChunkOverlapError(UnprocessableError):
 
 
 class ChatbotService:
-    def __init__(self, chatbots: ChatbotRepository) -> None:
+    def __init__(
+        self, chatbots: ChatbotRepository, max_per_user: int, models: ModelAllowlist
+    ) -> None:
         self._chatbots = chatbots
+        self._max_per_user = max_per_user
+        self._models = models
+
+    @classmethod
+    def of(cls, resources: Resources) -> "ChatbotService":
+        return cls(
+            ChatbotRepository(resources),
+            resources.settings.max_chatbots_per_user,
+            ModelAllowlist(resources),
+        )
+
+    async def _check_model(self, model: ModelSettingsDocument) -> None:
+        """A bot answering with the platform's LLM names an allowed model, within the ceiling."""
+        if model["provider"] == "openai":
+            (await self._models.current()).check(model["model"], model["max_tokens"])
 
     async def create(self, user: UserDocument, request: ChatbotCreate) -> ChatbotOut:
         now = utcnow()
         model, retrieval = request.model, request.retrieval
+        max_tokens = model.max_tokens
+        if model.provider == "openai" and "max_tokens" not in model.model_fields_set:
+            # The default fits under whatever ceiling the platform sets.
+            max_tokens = min(max_tokens, (await self._models.current()).max_tokens_ceiling)
+        model_settings: ModelSettingsDocument = {
+            "provider": model.provider,
+            "model": model.model,
+            "temperature": model.temperature,
+            "max_tokens": max_tokens,
+        }
+        await self._check_model(model_settings)
         chatbot: ChatbotDocument = {
             "id": new_id(),
             "user_id": user["id"],
@@ -38,12 +68,7 @@ class ChatbotService:
             "description": request.description,
             "system_prompt": request.system_prompt,
             "welcome_message": request.welcome_message,
-            "model": {
-                "provider": model.provider,
-                "model": model.model,
-                "temperature": model.temperature,
-                "max_tokens": model.max_tokens,
-            },
+            "model": model_settings,
             "retrieval": {
                 "top_k": retrieval.top_k,
                 "score_threshold": retrieval.score_threshold,
@@ -57,7 +82,15 @@ class ChatbotService:
             "created_at": now,
             "updated_at": now,
         }
+        # Insert, then count: concurrent creations can only be refused too eagerly, never let
+        # the owner past the cap (the last one kept has counted every one kept before it).
         await self._chatbots.insert(chatbot)
+        if await self._chatbots.count_owned(user["id"]) > self._max_per_user:
+            await self._chatbots.remove_unused(chatbot["id"])
+            raise LimitReachedError(
+                f"An account may have at most {self._max_per_user} chatbots "
+                "(MAX_CHATBOTS_PER_USER); delete one first"
+            )
         return ChatbotOut.model_validate(chatbot)
 
     async def list(
@@ -75,6 +108,14 @@ class ChatbotService:
             overlap = fields.get("retrieval.chunk_overlap", chatbot["retrieval"]["chunk_overlap"])
             if overlap >= size:
                 raise ChunkOverlapError()
+        if any(name.startswith("model.") for name in fields):
+            # The settings as they will be, so a bot on a removed model must choose another.
+            changed = {
+                name.removeprefix("model."): value
+                for name, value in fields.items()
+                if name.startswith("model.")
+            }
+            await self._check_model(cast("ModelSettingsDocument", {**chatbot["model"], **changed}))
         if not fields:
             return ChatbotOut.model_validate(chatbot)
         updated = await self._chatbots.update_owned(

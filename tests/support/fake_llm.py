@@ -1,5 +1,6 @@
 """A local stand-in for an OpenAI-compatible server: POST /v1/chat/completions with
-`stream: true` answers in the real wire format (server-sent `data:` chunks, then [DONE])."""
+`stream: true` answers in the real wire format (server-sent `data:` chunks, then [DONE]); asked
+for `stream_options.include_usage`, it ends with a usage chunk as OpenAI does."""
 
 import json
 import time
@@ -24,17 +25,16 @@ class FakeLLM(LoopbackServer):
         self.reply = reply
         self.mode = "ok"  # ok | error | slow
         self.requests: list[dict[str, Any]] = []
+        # What the usage chunk reports; None: no usage chunk (servers that do not report it).
+        self.usage: tuple[int, int] | None = (100, 20)
         fake = self
 
         class Handler(QuietHandler):
             def do_POST(self) -> None:
                 length = int(self.headers["Content-Length"])
+                body = json.loads(self.rfile.read(length))
                 fake.requests.append(
-                    {
-                        "path": self.path,
-                        "headers": dict(self.headers),
-                        "body": json.loads(self.rfile.read(length)),
-                    }
+                    {"path": self.path, "headers": dict(self.headers), "body": body}
                 )
                 if fake.mode == "error":
                     self.send_response(500)
@@ -55,6 +55,16 @@ class FakeLLM(LoopbackServer):
                     }
                     self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
                     self.wfile.flush()
+                wants_usage = (body.get("stream_options") or {}).get("include_usage")
+                if wants_usage and fake.usage is not None:
+                    prompt, completion = fake.usage
+                    usage = {
+                        "prompt_tokens": prompt,
+                        "completion_tokens": completion,
+                        "total_tokens": prompt + completion,
+                    }
+                    last = {"id": "c1", "object": "chat.completion.chunk", "choices": []}
+                    self.wfile.write(f"data: {json.dumps({**last, 'usage': usage})}\n\n".encode())
                 self.wfile.write(b"data: [DONE]\n\n")
 
         super().__init__(Handler)
