@@ -128,15 +128,17 @@ def test_an_api_key_is_shown_once_stored_by_prefix_and_revocable(client: httpx.C
     assert len(created["key"]) > 40
 
     listed = client.get(f"/api/chatbots/{chatbot['id']}/api-keys", headers=owner.headers).json()
-    assert [key["id"] for key in listed] == [created["id"]]
-    assert "key" not in listed[0]
+    assert [key["id"] for key in listed["items"]] == [created["id"]]
+    assert listed["next_cursor"] is None
+    assert "key" not in listed["items"][0]
     assert created["key"] not in str(listed)
 
     revoke = client.delete(
         f"/api/chatbots/{chatbot['id']}/api-keys/{created['id']}", headers=owner.headers
     )
     assert revoke.status_code == 204
-    assert client.get(f"/api/chatbots/{chatbot['id']}/api-keys", headers=owner.headers).json() == []
+    keys = client.get(f"/api/chatbots/{chatbot['id']}/api-keys", headers=owner.headers).json()
+    assert keys["items"] == []
     again = client.delete(
         f"/api/chatbots/{chatbot['id']}/api-keys/{created['id']}", headers=owner.headers
     )

@@ -10,7 +10,9 @@ from app.users.repository import ApiKeyRepository
 
 
 async def get_api_key_service(container: ContainerDep) -> ApiKeyService:
-    return ApiKeyService(ApiKeyRepository(container.resources.db))
+    return ApiKeyService(
+        ApiKeyRepository(container.resources.db), container.settings.max_api_keys_per_chatbot
+    )
 
 
 ApiKeyServiceDep = Annotated[ApiKeyService, Depends(get_api_key_service)]

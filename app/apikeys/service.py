@@ -3,7 +3,8 @@
 
 from app.apikeys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
 from app.chatbots.documents import ChatbotDocument
-from app.core.errors import NotFoundError
+from app.core.errors import LimitReachedError, NotFoundError
+from app.core.schemas import Page, page_of
 from app.core.security import API_KEY_MARKER, new_id, random_secret, sha256_hex, utcnow
 from app.users.documents import ApiKeyDocument
 from app.users.repository import ApiKeyRepository
@@ -12,8 +13,9 @@ PREFIX_LENGTH = len(API_KEY_MARKER) + 8
 
 
 class ApiKeyService:
-    def __init__(self, keys: ApiKeyRepository) -> None:
+    def __init__(self, keys: ApiKeyRepository, max_per_chatbot: int) -> None:
         self._keys = keys
+        self._max_per_chatbot = max_per_chatbot
 
     async def create(self, chatbot: ChatbotDocument, request: ApiKeyCreate) -> ApiKeyCreated:
         key_id = new_id()
@@ -29,12 +31,21 @@ class ApiKeyService:
             "last_used_at": None,
             "revoked_at": None,
         }
+        # Insert, then count (as for chatbots): concurrent requests never pass the cap.
         await self._keys.insert(document)
+        if await self._keys.count_live(chatbot["id"]) > self._max_per_chatbot:
+            await self._keys.remove_unused(key_id)
+            raise LimitReachedError(
+                f"A chatbot may have at most {self._max_per_chatbot} live API keys "
+                "(MAX_API_KEYS_PER_CHATBOT); revoke one first"
+            )
         return ApiKeyCreated.model_validate({**document, "key": secret})
 
-    async def list(self, chatbot: ChatbotDocument) -> list[ApiKeyOut]:
-        keys = await self._keys.list_for_chatbot(chatbot["id"])
-        return [ApiKeyOut.model_validate(key) for key in keys]
+    async def list(
+        self, chatbot: ChatbotDocument, cursor: str | None, limit: int
+    ) -> Page[ApiKeyOut]:
+        keys = await self._keys.list_for_chatbot(chatbot["id"], cursor, limit + 1)
+        return page_of(keys, limit, ApiKeyOut.model_validate, "created_at")
 
     async def revoke(self, chatbot: ChatbotDocument, key_id: str) -> None:
         if not await self._keys.revoke(chatbot["id"], key_id, utcnow()):

@@ -8,7 +8,6 @@ from fastapi import Depends, Header, Path, Request
 
 from app.chatbots.access import chatbot_for_key, owned_chatbot, public_chatbot
 from app.chatbots.documents import ChatbotDocument
-from app.chatbots.repository import ChatbotRepository
 from app.chatbots.service import ChatbotService
 from app.container import ContainerDep
 from app.users.access import api_key_for_secret, presented_api_key, user_for_access_token
@@ -17,7 +16,7 @@ from app.users.errors import AuthenticationError
 
 
 async def get_chatbot_service(container: ContainerDep) -> ChatbotService:
-    return ChatbotService(ChatbotRepository(container.resources))
+    return ChatbotService.of(container.resources)
 
 
 ChatbotServiceDep = Annotated[ChatbotService, Depends(get_chatbot_service)]

@@ -105,3 +105,11 @@ class ChatbotRepository:
 
     async def count(self) -> int:
         return await self._listing.count_documents(_VISIBLE)
+
+    async def count_owned(self, user_id: str) -> int:
+        """On the primary: a cap is checked against what is written, not a lagging copy."""
+        return await self._chatbots.count_documents({"user_id": user_id, **_VISIBLE})
+
+    async def remove_unused(self, chatbot_id: str) -> None:
+        """Takes back a bot that was just inserted and never handed out (over a cap)."""
+        await self._chatbots.delete_one({"id": chatbot_id})

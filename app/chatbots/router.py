@@ -14,7 +14,9 @@ NOT_FOUND = problem_responses(status.HTTP_404_NOT_FOUND)
 router = APIRouter(prefix="/chatbots", tags=["chatbots"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, responses=problem_responses(status.HTTP_409_CONFLICT)
+)
 async def create_chatbot(
     body: ChatbotCreate, user: CurrentUser, service: ChatbotServiceDep
 ) -> ChatbotOut:

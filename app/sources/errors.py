@@ -2,7 +2,7 @@
 
 from http import HTTPStatus
 
-from app.core.errors import DomainError, NotFoundError
+from app.core.errors import ConflictError, DomainError, NotFoundError
 
 
 class SourceLimitError(DomainError):
@@ -23,6 +23,11 @@ class FileTooLargeError(DomainError):
 class RefusedUrlError(DomainError):
     status = HTTPStatus.UNPROCESSABLE_ENTITY
     title = "URL refused"
+
+
+class ResyncPendingError(ConflictError):
+    def __init__(self) -> None:
+        super().__init__("This source is already waiting or being processed; resync it afterwards")
 
 
 class SourceNotFoundError(NotFoundError):

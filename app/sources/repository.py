@@ -39,6 +39,18 @@ class SourceRepository:
         )
         return sum(source.get("char_count") or 0 for source in await found.to_list())
 
+    async def queue_again(
+        self, chatbot_id: str, source_id: str, now: datetime
+    ) -> SourceDocument | None:
+        """Marks a settled (ready or failed) source pending, atomically: of two requests at once,
+        one gets the source and the other None, so a source is never queued twice."""
+        settled = [SourceStatus.READY.value, SourceStatus.FAILED.value]
+        result = await self._sources.update_one(
+            {"id": source_id, "chatbot_id": chatbot_id, "status": {"$in": settled}},
+            {"$set": {"status": SourceStatus.PENDING.value, "updated_at": now}},
+        )
+        return await self.get(chatbot_id, source_id) if result.modified_count == 1 else None
+
     async def update(self, source_id: str, fields: dict[str, Any]) -> None:
         await self._sources.update_one({"id": source_id}, {"$set": fields})
 

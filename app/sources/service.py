@@ -16,6 +16,7 @@ from app.sources.documents import CrawlDocument, SourceDocument, SourceFileDocum
 from app.sources.errors import (
     FileTooLargeError,
     RefusedUrlError,
+    ResyncPendingError,
     SourceLimitError,
     SourceNotFoundError,
     UnsupportedFileError,
@@ -192,9 +193,12 @@ class SourceService:
         await self._chatbots.bump_knowledge(chatbot["id"])
 
     async def resync(self, chatbot: ChatbotDocument, source_id: str) -> SourceOut:
-        """Queues the source again; unchanged content is recognised and left as it is."""
-        source = await self._sources.get(chatbot["id"], source_id)
+        """Queues the source again; unchanged content is recognised and left as it is. A source
+        already waiting or being processed is not queued a second time (409)."""
+        source = await self._sources.queue_again(chatbot["id"], source_id, utcnow())
         if source is None:
-            raise SourceNotFoundError()
+            if await self._sources.get(chatbot["id"], source_id) is None:
+                raise SourceNotFoundError()
+            raise ResyncPendingError()
         await self._queue.submit(source_id)
         return source_out(source, await self._waiting([source]))
