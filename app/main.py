@@ -10,10 +10,10 @@ from functools import cache
 from opentelemetry.sdk.trace.export import SpanExporter
 from pymongo.errors import PyMongoError
 
-from app.api import PATH_RULES, include_routers
-from app.chatbots.repository import ChatbotRepository
+from app.api import PATH_RULES, document_api, include_routers
 from app.chatbots.service import ChatbotService
 from app.container import BotSmithApp, Container
+from app.core.body_limit import BodyLimitMiddleware
 from app.core.config import Settings, get_settings
 from app.core.errors import install_error_handlers
 from app.core.indexes import ensure_indexes
@@ -23,6 +23,7 @@ from app.core.middleware import (
     ConcurrencyLimitMiddleware,
     RateLimitMiddleware,
     RequestContextMiddleware,
+    SecurityHeadersMiddleware,
     TimeoutMiddleware,
 )
 from app.core.ratelimit import RateLimiter, route_policies
@@ -39,7 +40,7 @@ from app.sources.pipeline import IngestionPipeline
 from app.sources.queue import IngestQueue
 
 MEMORY_SAMPLE_SECONDS = 10.0
-LOGIN_FAILURES_PREFIX = "botsmith:login-failures:"
+PASSWORD_ATTEMPTS_PREFIX = "botsmith:password-attempts:"
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +54,10 @@ def open_container(settings: Settings, database_prepared: asyncio.Event) -> Cont
     retrieval_indexes = RetrievalIndexes()
     evaluations = EvaluationRunner.over(resources, retrieval_indexes)
     ingest_queue = IngestQueue(
-        resources.redis, settings.ingest_stream, pipeline.process, evaluations.run_in_process
+        resources.redis,
+        settings.ingest_stream,
+        pipeline.process_in_process,
+        evaluations.run_in_process,
     )
     return Container(
         resources=resources,
@@ -62,7 +66,7 @@ def open_container(settings: Settings, database_prepared: asyncio.Event) -> Cont
         ),
         login_throttle=FailureCounter(
             resources.redis,
-            LOGIN_FAILURES_PREFIX,
+            PASSWORD_ATTEMPTS_PREFIX,
             settings.login_max_failures,
             settings.login_failure_window_seconds,
         ),
@@ -85,7 +89,7 @@ async def prepare_database(resources: Resources, prepared: asyncio.Event) -> Non
         try:
             if resources.settings.mongo_ensure_indexes:
                 await ensure_indexes(resources.db)
-            await ChatbotService(ChatbotRepository(resources)).resume_purges()
+            await ChatbotService.of(resources).resume_purges()
         except PyMongoError as error:
             logger.warning("database not prepared yet, retrying in %.1f s: %s", delay, error)
             await asyncio.sleep(delay)
@@ -134,7 +138,8 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    include_routers(app)
+    include_routers(app, metrics=not settings.metrics_port)
+    document_api(app)
 
     @cache
     def route_templates() -> RouteTemplates:
@@ -152,7 +157,12 @@ def create_app(
         limiter=lambda: app.container.rate_limiter,
         verified_keys=lambda: app.container.resources.verified_keys,
     )
+    app.add_middleware(BodyLimitMiddleware, settings=settings, openapi=app.openapi)
     app.add_middleware(RequestContextMiddleware, settings=settings, routes=route_templates)
+    docs = frozenset(
+        p for p in (app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url) if p
+    )
+    app.add_middleware(SecurityHeadersMiddleware, settings=settings, docs_paths=docs)
     provider = setup_tracing(app, settings, span_exporter)
     if provider is not None:
         app.router.on_shutdown.append(provider.shutdown)

@@ -15,7 +15,7 @@ from app.chat.schemas import (
     PublicChatRequest,
     PublicFeedback,
 )
-from app.chat.sse import sse_response
+from app.chat.sse import SSE_CONTENT, sse_response
 from app.chatbots.dependencies import PublicBot
 from app.core.errors import problem_responses
 
@@ -53,7 +53,11 @@ async def widget_config(
     return PublicChatbot.model_validate(chatbot)
 
 
-@router.post("/chat", response_model=ChatResponse, responses=problem_responses(403, 404, 422, 429))
+@router.post(
+    "/chat",
+    response_model=ChatResponse,
+    responses={**problem_responses(403, 404, 422, 429, 502), 200: {"content": SSE_CONTENT}},
+)
 async def widget_chat(
     body: PublicChatRequest,
     chatbot: PublicBot,

@@ -15,7 +15,7 @@ from app.chat.schemas import (
     Feedback,
     MessageOut,
 )
-from app.chat.sse import sse_response
+from app.chat.sse import SSE_CONTENT, sse_response
 from app.chatbots.dependencies import BotCaller, OwnedChatbot
 from app.core.errors import problem_responses
 from app.core.schemas import Cursor, Limit, Page
@@ -28,8 +28,8 @@ ItemId = Annotated[str, Path(max_length=64)]
     "/chat",
     response_model=ChatResponse,
     responses={
-        **problem_responses(401, 404, 422),
-        200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}},
+        **problem_responses(401, 404, 422, 429, 502),
+        200: {"content": SSE_CONTENT},
     },
 )
 async def chat(
@@ -58,7 +58,20 @@ async def list_conversations(
     return await service.list(chatbot, cursor, limit)
 
 
-@router.get("/conversations/export", responses=problem_responses(404))
+@router.get(
+    "/conversations/export",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "JSON Lines (`format=jsonl`) or CSV (`format=csv`)",
+            "content": {
+                "application/x-ndjson": {"schema": {"type": "string"}},
+                "text/csv": {"schema": {"type": "string"}},
+            },
+        },
+        **problem_responses(404),
+    },
+)
 async def export_conversations(
     chatbot: OwnedChatbot,
     service: ConversationServiceDep,

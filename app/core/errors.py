@@ -8,25 +8,32 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from fastapi.routing import iter_route_contexts
+from pydantic import BaseModel, Field
+from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
+SCHEMA_REF = "#/components/schemas/{model}"
 logger = logging.getLogger(__name__)
 
 
 class FieldError(BaseModel):
-    field: str
+    field: str = Field(description="The field, dotted for nested ones (`retrieval.top_k`)")
     message: str
 
 
 class Problem(BaseModel):
-    type: str = "about:blank"
-    title: str
-    status: int
-    detail: str | None = None
-    instance: str | None = None
-    errors: list[FieldError] | None = None
+    """An error as RFC 9457 problem details."""
+
+    type: str = Field(default="about:blank", description="`about:blank`: `title` names the error")
+    title: str = Field(description="The error, in a few words; the same for every occurrence")
+    status: int = Field(description="The HTTP status code, repeated")
+    detail: str | None = Field(default=None, description="What went wrong this time")
+    instance: str | None = Field(default=None, description="The request path")
+    errors: list[FieldError] | None = Field(
+        default=None, description="One entry per invalid field (request validation)"
+    )
 
 
 class DomainError(Exception):
@@ -56,9 +63,35 @@ class UnprocessableError(DomainError):
     title = "Unprocessable content"
 
 
+class LimitReachedError(ConflictError):
+    """A per-owner or per-bot cap: the detail names the cap and its value."""
+
+    title = "Limit reached"
+
+
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` entries documenting problem+json bodies for these statuses."""
     return {status: {"model": Problem} for status in statuses}
+
+
+def problem_document(
+    description: str, headers: Mapping[str, dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """An OpenAPI response object: a problem+json body, with these documented headers."""
+    document: dict[str, Any] = {
+        "description": description,
+        "content": {PROBLEM_JSON: {"schema": {"$ref": SCHEMA_REF.format(model="Problem")}}},
+    }
+    if headers:
+        document["headers"] = dict(headers)
+    return document
+
+
+def problem_schemas() -> dict[str, Any]:
+    """The OpenAPI component schemas of problem+json bodies (Problem and what it refers to)."""
+    _, definitions = models_json_schema([(Problem, "serialization")], ref_template=SCHEMA_REF)
+    schemas: dict[str, Any] = definitions["$defs"]
+    return schemas
 
 
 def problem_body(status: int, detail: str | None = None, *, instance: str | None = None) -> bytes:
@@ -101,10 +134,31 @@ def _field_name(location: tuple[int | str, ...]) -> str:
     return ".".join(parts)
 
 
+def allowed_methods(request: Request) -> str:
+    """The methods of every route of the resource at the request's path; the router's own 405
+    names only those of the first route it tried (GET of `/api/chatbots/{id}`, not PATCH and
+    DELETE). The resource is the most specific template that matches: `/sources/file`, not
+    `/sources/{source_id}`."""
+    path, root = request.scope["path"], request.scope.get("root_path", "")
+    path = path.removeprefix(root) if root else path
+    by_template: dict[str, set[str]] = {}
+    for route in iter_route_contexts(request.app.routes):
+        pattern = getattr(route, "path_regex", None)
+        if route.path and pattern is not None and pattern.match(path):
+            by_template.setdefault(route.path, set()).update(route.methods or ())
+    if not by_template:
+        return ""
+    resource = min(by_template, key=lambda template: template.count("{"))
+    return ", ".join(sorted(by_template[resource]))
+
+
 async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     detail = exc.detail if exc.detail != HTTPStatus(exc.status_code).phrase else None
-    return problem_response(exc.status_code, detail, instance=request.url.path, headers=exc.headers)
+    headers = exc.headers
+    if exc.status_code == HTTPStatus.METHOD_NOT_ALLOWED and (allow := allowed_methods(request)):
+        headers = {**(headers or {}), "Allow": allow}
+    return problem_response(exc.status_code, detail, instance=request.url.path, headers=headers)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

@@ -1,8 +1,9 @@
-"""Plain ASGI middleware: request context and metrics, rate limits, concurrency limit, timeout.
+"""Plain ASGI middleware: security headers, request context and metrics, rate limits,
+concurrency limit, timeout.
 
-Order, outermost first: RequestContext (request id, X-Process-Time, metrics, slow-request log)
-→ RateLimit → ConcurrencyLimit → Timeout → the application. Each costs a few microseconds per
-request and passes WebSockets through where it does not apply.
+Order, outermost first: SecurityHeaders → RequestContext (request id, X-Process-Time, metrics,
+slow-request log) → RateLimit → ConcurrencyLimit → Timeout → the application. Each costs a few
+microseconds per request and passes WebSockets through where it does not apply.
 """
 
 import asyncio
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 
 from opentelemetry import trace
+from pydantic import IPvAnyNetwork
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.config import Settings
@@ -184,11 +186,79 @@ class ClientIdentity:
         return peer
 
     def _is_trusted(self, address: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
+        return in_networks(address, self._trusted)
+
+
+def in_networks(address: str, networks: Sequence[IPvAnyNetwork]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
+
+
+_CSP = b"content-security-policy"
+_NOSNIFF = (b"x-content-type-options", b"nosniff")
+_NO_REFERRER = (b"referrer-policy", b"no-referrer")
+_NO_FRAMING = (b"x-frame-options", b"DENY")
+# JSON, scripts, problem bodies: nothing to run or load, and no page may frame them.
+_API_POLICY = (_CSP, b"default-src 'none'; frame-ancestors 'none'")
+# Swagger UI and ReDoc: their bundles come from jsDelivr and they start with an inline script.
+_DOCS_POLICY = (
+    _CSP,
+    b"default-src 'none'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+    b"style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
+    b"font-src https://fonts.gstatic.com; img-src 'self' data: https:; connect-src 'self'; "
+    b"worker-src 'self' blob:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+)
+_HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
+
+
+class SecurityHeadersMiddleware:
+    """X-Content-Type-Options, Referrer-Policy, X-Frame-Options and a Content-Security-Policy on
+    every response, HSTS on those that went over TLS (here, or to a trusted proxy that says so in
+    X-Forwarded-Proto). A response with a policy of its own (the widget's pages: they may be
+    framed by a bot's allowed origins) keeps it and gets no X-Frame-Options."""
+
+    def __init__(self, app: ASGIApp, settings: Settings, docs_paths: frozenset[str]) -> None:
+        self.app = app
+        self._trusted = settings.trusted_proxies
+        self._docs_paths = docs_paths
+        self._api = [_NOSNIFF, _NO_REFERRER, _NO_FRAMING, _API_POLICY]
+        self._docs = [_NOSNIFF, _NO_REFERRER, _NO_FRAMING, _DOCS_POLICY]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        added = self._docs if scope["path"] in self._docs_paths else self._api
+        if self._over_tls(scope):
+            added = [*added, _HSTS]
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = message.get("headers", [])
+                if any(name == _CSP for name, _ in headers):
+                    present = {name for name, _ in headers}
+                    extra = [h for h in added if h[0] not in present and h != _NO_FRAMING]
+                else:
+                    extra = added
+                message = {**message, "headers": [*headers, *extra]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+    def _over_tls(self, scope: Scope) -> bool:
+        if scope.get("scheme") == "https":
+            return True
+        if not self._trusted or not scope.get("client"):
             return False
-        return any(ip in network for network in self._trusted)
+        if not in_networks(scope["client"][0], self._trusted):
+            return False
+        # The first proxy's view is the one the browser had; a spoofed value earlier in the
+        # chain can at worst add HSTS to a plain-http response, which browsers ignore.
+        forwarded = _header(scope, b"x-forwarded-proto") or ""
+        return forwarded.split(",", 1)[0].strip().lower() == "https"
 
 
 class RateLimitMiddleware:
