@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from app.realtime.hub import Hub
     from app.retrieval.service import RetrievalIndexes
     from app.sources.queue import IngestQueue
+    from app.webhooks.delivery import Egress
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +36,8 @@ class Container:
     ingest_queue: "IngestQueue"
     hub: "Hub"
     health: "HealthService"
+    # How webhook endpoints are checked and reached (app.sources.egress).
+    webhook_egress: "Egress"
 
     @property
     def settings(self) -> Settings:

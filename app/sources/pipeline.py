@@ -29,6 +29,8 @@ from app.sources.fetch import Fetcher, FetchError, UnsafeUrlError
 from app.sources.repository import SourceRepository
 from app.sources.sandbox import ExtractionLimits, extract_isolated
 from app.sources.schemas import SourceKind, SourceStatus
+from app.sources.service import source_out
+from app.webhooks.outbox import SOURCE_FAILED, SOURCE_READY, emit
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +59,7 @@ class IngestionPipeline:
         events: EventBus,
         fetcher: Fetcher,
         embeddings: EmbeddingsClient | None,
+        resources: Resources,
     ) -> None:
         self._sources = sources
         self._chunks = chunks
@@ -66,6 +69,7 @@ class IngestionPipeline:
         self._events = events
         self._fetcher = fetcher
         self._embeddings = embeddings
+        self._resources = resources  # for webhook events
 
     @classmethod
     def over(cls, resources: Resources) -> "IngestionPipeline":
@@ -79,6 +83,7 @@ class IngestionPipeline:
             resources.events,
             Fetcher.configured(resources.settings),
             EmbeddingsClient.configured(resources.http, resources.settings),
+            resources,
         )
 
     async def process(self, source_id: str) -> None:
@@ -106,12 +111,14 @@ class IngestionPipeline:
         except (ExtractionError, SourceLimitError, FetchError, UnsafeUrlError) as error:
             await self.fail(source_id, str(error))
             await self._publish(source, SourceStatus.FAILED, 0, error=str(error))
+            await self._emit_settled(chatbot, source_id, SOURCE_FAILED)
         except TimeoutError:
             if not deadline.expired():
                 raise
             reason = f"processing took longer than {budget:g} s (INGEST_JOB_TIMEOUT_SECONDS)"
             await self.fail(source_id, reason)
             await self._publish(source, SourceStatus.FAILED, 0, error=reason)
+            await self._emit_settled(chatbot, source_id, SOURCE_FAILED)
 
     async def _ingest(self, chatbot: ChatbotDocument, source: SourceDocument) -> None:
         pages = await self._pages(source)
@@ -120,6 +127,7 @@ class IngestionPipeline:
             # A re-sync found the same pages: nothing to rewrite.
             await self._sources.set_status(source["id"], SourceStatus.READY, utcnow())
             await self._publish(source, SourceStatus.READY, 100, chunks=source["chunk_count"])
+            await self._emit_settled(chatbot, source["id"], SOURCE_READY)
             return
         text_length = sum(len(page.text) for page in pages)
         await self._check_char_limit(source, text_length)
@@ -146,6 +154,7 @@ class IngestionPipeline:
             error=None,
         )
         await self._publish(source, SourceStatus.READY, 100, chunks=len(chunks))
+        await self._emit_settled(chatbot, source["id"], SOURCE_READY)
 
     async def _check_char_limit(self, source: SourceDocument, text_length: int) -> None:
         limit = self._settings.ingest_max_chars_per_bot
@@ -236,6 +245,13 @@ class IngestionPipeline:
 
     async def fail(self, source_id: str, reason: str) -> None:
         await self._sources.set_status(source_id, SourceStatus.FAILED, utcnow(), error=reason)
+
+    async def _emit_settled(self, chatbot: ChatbotDocument, source_id: str, event: str) -> None:
+        """source.ready or source.failed for the bot's webhooks, with the source as stored."""
+        stored = await self._sources.get(chatbot["id"], source_id)
+        if stored is not None:
+            data = {"source": source_out(stored).model_dump(mode="json")}
+            await emit(self._resources, chatbot, event, data)
 
     async def _publish(
         self, source: SourceDocument, state: SourceStatus, percent: int, **extra: object

@@ -1,5 +1,6 @@
 """`botsmith worker`: processes the jobs of the Redis Stream through a consumer group: sources
-to ingest (`source_id`) and evaluation runs to execute (`eval_run_id`).
+to ingest (`source_id`) and evaluation runs to execute (`eval_run_id`). Next to them it sends
+the webhook deliveries (`app.webhooks.delivery`).
 
 At least once: a job is acknowledged only after its source or run is stored; a job whose worker
 died is claimed by another worker after INGEST_RECLAIM_SECONDS (a worker executing a run keeps
@@ -33,9 +34,11 @@ from app.evaluation.runner import EvaluationRunner
 from app.retrieval.repository import ChunkRepository
 from app.retrieval.segments import SegmentRepository, backfill_segments
 from app.retrieval.service import RetrievalIndexes
+from app.sources.egress import PinnedEgress
 from app.sources.metrics import INGEST_BACKLOG, INGEST_JOBS
 from app.sources.pipeline import IngestionPipeline
 from app.sources.queue import EVAL_RUN_FIELD, GROUP, SOURCE_FIELD, worker_heartbeats
+from app.webhooks.delivery import DeliveryLoop
 
 logger = logging.getLogger(__name__)
 MAX_SOURCE_DELIVERIES = 3
@@ -70,11 +73,17 @@ async def run_worker(settings: Settings) -> None:
     await _create_group(redis, stream)
     logger.info("worker %s reading %s (group %s)", consumer, stream, GROUP)
     beat_seconds = min(5.0, settings.ingest_worker_stale_seconds / 3)
+    # Webhook deliveries go out next to the jobs, until the same stop.
+    webhooks = DeliveryLoop(resources, PinnedEgress.configured(settings))
+    deliveries = asyncio.create_task(webhooks.run(stopping))
     try:
         async with worker_heartbeats(redis, stream).beating(consumer, beat_seconds):
             jobs = _Jobs(redis, stream, consumer, reclaim_ms, pipeline, evaluations, stopping)
             await jobs.consume()
     finally:
+        stopping.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await deliveries
         await close_resources(resources)
         logger.info("worker %s stopped", consumer)
 

@@ -1,0 +1,1 @@
+"""Outbound webhooks: owner endpoints, the event outbox and the signed delivery loop."""
