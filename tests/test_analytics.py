@@ -139,6 +139,7 @@ def test_every_figure_matches_the_seed_in_utc_and_in_berlin(seeded: Seeded) -> N
         "feedback_down": downs,
         "feedback_ratio": ups / (ups + downs),
         "idk_rate": sum(m[4] is False for m in answers) / len(answers),
+        "leads": 0,
     }
     days = ["2026-03-01", "2026-03-02", "2026-03-03"]
     assert series(body) == expected_series(ZoneInfo("UTC"), days), "empty days are zeros"

@@ -76,6 +76,17 @@ class AnalyticsRepository:
         )
         return cast("AsyncIterator[ConversationRow]", rows)
 
+    async def leads(self, chatbot_id: str, start: datetime, end: datetime) -> int:
+        """How many leads the bot gathered in the range (by creation)."""
+        rows = self._rows(
+            "leads",
+            [
+                {"$match": {"chatbot_id": chatbot_id, "created_at": {"$gte": start, "$lt": end}}},
+                {"$count": "n"},
+            ],
+        )
+        return next(iter([int(row["n"]) async for row in rows]), 0)
+
     def times(
         self, collection: str, field: str, start: datetime, end: datetime, extra: str | None = None
     ) -> AsyncIterator[Document]:

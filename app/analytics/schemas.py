@@ -19,6 +19,7 @@ class Totals(BaseModel):
     feedback_down: int
     feedback_ratio: float | None = Field(description="up / (up + down); null without feedback")
     idk_rate: float | None = Field(description="Share of answers that were 'I don't know'")
+    leads: int = Field(default=0, description="Leads gathered in the range")
 
 
 class Bucket(BaseModel):

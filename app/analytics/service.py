@@ -103,6 +103,7 @@ class ChatbotTally:
     questions: Counter[str] = field(default_factory=Counter)
     unanswered: Counter[str] = field(default_factory=Counter)
     unanswered_reasons: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    leads: int = 0
     # Conversation id to its latest question, so an answer is charged to what it answered.
     last_question: dict[str, str] = field(default_factory=dict)
 
@@ -168,6 +169,7 @@ def _totals(tally: ChatbotTally) -> Totals:
         feedback_down=down,
         feedback_ratio=round(up / (up + down), 4) if up + down else None,
         idk_rate=round(tally.unknown_answers / answers, 4) if answers else None,
+        leads=tally.leads,
     )
 
 
@@ -307,6 +309,7 @@ class AnalyticsService:
         rows.sort(key=lambda message: message["timestamp"])
         for message in rows:
             tally.add_message(message)
+        tally.leads = await self._repository.leads(chatbot_id, start, end)
         # Cached in its JSON form, so bucket starts keep the caller's UTC offset.
         return _chatbot_analytics(chatbot_id, start, end, tally).model_dump(mode="json")
 
