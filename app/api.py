@@ -20,12 +20,17 @@ from app.core.errors import SCHEMA_REF, problem_document, problem_schemas
 from app.core.metrics import metrics_router
 from app.core.middleware import PathRules
 from app.evaluation.router import router as evaluation_router
+from app.handoff.router import public_router as public_handoff_router
+from app.handoff.router import router as handoff_router
 from app.health.router import api_router as health_api_router
 from app.health.router import probe_router
+from app.leads.router import public_router as public_leads_router
+from app.leads.router import router as leads_router
 from app.realtime.router import router as realtime_router
 from app.retrieval.router import router as retrieval_router
 from app.sources.router import router as sources_router
 from app.users.router import auth_router, users_router
+from app.webhooks.router import router as webhooks_router
 from app.widget.router import router as widget_router
 
 API_ROUTERS: tuple[APIRouter, ...] = (
@@ -39,9 +44,14 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     retrieval_router,
     chat_router,
     public_chat_router,
+    leads_router,
+    public_leads_router,
     realtime_router,
     analytics_router,
     evaluation_router,
+    handoff_router,
+    public_handoff_router,
+    webhooks_router,
 )
 ROOT_ROUTERS: tuple[APIRouter, ...] = (probe_router, metrics_router, widget_router)
 

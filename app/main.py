@@ -32,12 +32,15 @@ from app.core.routes import RouteTemplates
 from app.core.throttle import FailureCounter
 from app.core.tracing import setup_tracing
 from app.evaluation.runner import EvaluationRunner
+from app.handoff.sweep import sweep_unclaimed_handoffs
 from app.health.service import REDIS_FALLBACK, HealthService
 from app.realtime.hub import Hub
 from app.realtime.status import push_status
 from app.retrieval.service import RetrievalIndexes
+from app.sources.egress import PinnedEgress
 from app.sources.pipeline import IngestionPipeline
 from app.sources.queue import IngestQueue
+from app.webhooks.delivery import DeliveryLoop
 
 MEMORY_SAMPLE_SECONDS = 10.0
 PASSWORD_ATTEMPTS_PREFIX = "botsmith:password-attempts:"
@@ -78,6 +81,7 @@ def open_container(settings: Settings, database_prepared: asyncio.Event) -> Cont
             settings.websocket_send_queue,
         ),
         health=HealthService(resources, database_prepared, ingest_queue),
+        webhook_egress=PinnedEgress.configured(settings),
     )
 
 
@@ -115,7 +119,11 @@ async def lifespan(app: BotSmithApp) -> AsyncIterator[None]:
         asyncio.create_task(resources.reads.watch(settings.read_policy_reload_seconds)),
         asyncio.create_task(push_status(hub, container.health, settings.websocket_status_interval)),
         asyncio.create_task(record_memory_every(MEMORY_SAMPLE_SECONDS)),
+        asyncio.create_task(sweep_unclaimed_handoffs(resources)),
     ]
+    if resources.redis is None:  # else `botsmith worker` sends the webhooks
+        loop = DeliveryLoop(resources, container.webhook_egress)
+        background.append(asyncio.create_task(loop.run()))
     try:
         yield
     finally:

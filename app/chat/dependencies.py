@@ -14,6 +14,7 @@ from app.chat.spend import MeteredProvider, SpendControls, uses_platform_llm
 from app.chatbots.documents import ChatbotDocument
 from app.container import Container, ContainerDep
 from app.core.resources import Resources
+from app.handoff.service import HandoffService
 from app.retrieval.dependencies import retrieval_service
 
 
@@ -45,7 +46,14 @@ def chat_service(container: Container) -> ChatService:
     answerer = Answerer(
         retrieval_service(container), lambda chatbot: provider_for(resources, chatbot)
     )
-    return ChatService(conversations, answerer, resources.events, SpendControls(resources))
+    return ChatService(
+        conversations,
+        answerer,
+        resources.events,
+        SpendControls(resources),
+        HandoffService(resources),
+        resources,
+    )
 
 
 async def get_chat_service(container: ContainerDep) -> ChatService:
@@ -55,7 +63,7 @@ async def get_chat_service(container: ContainerDep) -> ChatService:
 async def get_conversation_service(container: ContainerDep) -> ConversationService:
     resources = container.resources
     conversations = ConversationRepository(resources.db, resources.reads)
-    return ConversationService(conversations, resources.events)
+    return ConversationService(conversations, resources.events, resources)
 
 
 ChatServiceDep = Annotated[ChatService, Depends(get_chat_service)]

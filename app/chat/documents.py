@@ -4,6 +4,7 @@ from datetime import datetime
 from typing import NotRequired, TypedDict
 
 from app.chat.schemas import MessageRole, Rating
+from app.handoff.documents import HandoffDocument
 
 
 class ConversationDocument(TypedDict):
@@ -14,6 +15,8 @@ class ConversationDocument(TypedDict):
     started_at: datetime
     last_message_at: datetime
     message_count: int
+    # The current (or last) handoff to a person; absent when there never was one.
+    handoff: NotRequired[HandoffDocument]
 
 
 class CitationDocument(TypedDict):
@@ -52,3 +55,7 @@ class MessageDocument(TypedDict):
     latency_ms: NotRequired[int]
     tokens: NotRequired[TokenCountsDocument]
     feedback: NotRequired[FeedbackDocument]
+    # On an agent's message (role "agent"), and on the fallback sent when nobody took a handoff.
+    agent_id: NotRequired[str]
+    agent_name: NotRequired[str]
+    handoff_fallback: NotRequired[bool]

@@ -91,7 +91,11 @@ class ConversationRepository:
             {"_id": 0, "role": 1, "content": 1},
         )
         latest = await found.sort([("timestamp", -1), ("id", -1)]).limit(limit).to_list()
-        return [{"role": m["role"], "content": m["content"]} for m in reversed(latest)]
+        # A person's replies in a handoff read as the assistant's side to the model.
+        return [
+            {"role": "assistant" if m["role"] == "agent" else m["role"], "content": m["content"]}
+            for m in reversed(latest)
+        ]
 
     async def delete(self, conversation_id: str) -> None:
         await self._messages.delete_many({"conversation_id": conversation_id})

@@ -6,10 +6,12 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from app.chatbots.schemas import AppearanceOut
+from app.chatbots.schemas import AppearanceOut, ShownLeadForm
 from app.core.schemas import RequestModel
+from app.handoff.schemas import HandoffNotice
 
-MessageRole = Literal["user", "assistant"]
+# "agent": a person answering a handed-off conversation (`app.handoff`).
+MessageRole = Literal["user", "assistant", "agent"]
 Rating = Literal["up", "down"]
 SessionId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 
@@ -38,14 +40,23 @@ class ChatResponse(BaseModel):
     answered: bool = Field(description="False when the bot said it does not know")
     sources: list[Citation]
     latency_ms: int
+    handoff: HandoffNotice | None = Field(
+        default=None,
+        description="Set when a person has the conversation (or was just asked to take it). "
+        "While a handoff waits or is claimed the bot does not answer: `answer` is empty, "
+        "`message_id` is the visitor's stored message, and the agent's reply arrives on the "
+        "visitor WebSocket (topic `conversation`)",
+    )
 
 
-EventName = Literal["start", "token", "sources", "end", "error"]
+EventName = Literal["start", "token", "sources", "handoff", "end", "error"]
 
 
 class ChatEvent(BaseModel):
     """start {conversation_id, message_id} → token {text}… → sources {sources} → end
-    {message_id, answered, latency_ms}; or error {message} in place of the rest."""
+    {message_id, answered, latency_ms}; or error {message} in place of the rest. A `handoff`
+    {state, agent_name} comes before `end` when the conversation is with a person: then, if it
+    already was, there are no tokens and no sources."""
 
     event: EventName
     data: dict[str, object]
@@ -74,6 +85,7 @@ class MessageOut(BaseModel):
     citations: list[Citation] = Field(default_factory=list)
     latency_ms: int | None = None
     feedback: "FeedbackOut | None" = None
+    agent_name: str | None = Field(default=None, description="Who wrote an agent's message")
 
 
 class Feedback(RequestModel):
@@ -107,6 +119,12 @@ class PublicChatRequest(ChatRequest):
     session_id: SessionId
 
 
+class PublicHandoff(BaseModel):
+    """Whether the widget offers "Talk to a person"."""
+
+    enabled: bool = False
+
+
 class PublicChatbot(BaseModel):
     """What the widget shows before the first message."""
 
@@ -114,3 +132,5 @@ class PublicChatbot(BaseModel):
     name: str
     welcome_message: str
     appearance: AppearanceOut = AppearanceOut()
+    handoff: PublicHandoff = PublicHandoff()
+    lead_form: ShownLeadForm = None

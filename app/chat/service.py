@@ -2,11 +2,9 @@
 as one stream of events that the JSON, SSE and WebSocket endpoints all read. A turn that would
 call the platform's LLM on a spent token budget is refused (429) before anything is stored."""
 
-import csv
-import io
 import json
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from datetime import datetime
 from http import HTTPStatus
 from typing import cast
@@ -36,9 +34,13 @@ from app.chat.spend import OverBudgetError, SpendControls
 from app.chatbots.documents import ChatbotDocument
 from app.core.errors import DomainError, NotFoundError
 from app.core.events import EventBus, publish_event
+from app.core.resources import Resources
 from app.core.schemas import Page, page_of
 from app.core.security import new_id, utcnow
+from app.core.spreadsheet import csv_row
+from app.handoff.service import HandoffService
 from app.retrieval.schemas import RetrievedChunk
+from app.webhooks.outbox import CONVERSATION_CREATED, FEEDBACK_CREATED, MESSAGE_CREATED, emit
 
 
 class BadGatewayError(DomainError):
@@ -56,6 +58,17 @@ class ConversationNotFoundError(NotFoundError):
         super().__init__("No such conversation on this chatbot")
 
 
+def _forwarded(message: MessageDocument) -> dict[str, object]:
+    """A visitor's message as the handoff desk is sent it."""
+    return {
+        "id": message["id"],
+        "conversation_id": message["conversation_id"],
+        "role": message["role"],
+        "content": message["content"],
+        "timestamp": message["timestamp"].isoformat(),
+    }
+
+
 class ChatService:
     def __init__(
         self,
@@ -63,11 +76,15 @@ class ChatService:
         answerer: Answerer,
         events: EventBus,
         spend: SpendControls,
+        handoffs: HandoffService,
+        resources: Resources,
     ) -> None:
         self._conversations = conversations
         self._answerer = answerer
         self._events = events
         self._spend = spend
+        self._handoffs = handoffs
+        self._resources = resources  # for webhook events
 
     async def events(
         self, chatbot: ChatbotDocument, request: ChatRequest, conversation: ConversationDocument
@@ -75,7 +92,22 @@ class ChatService:
         """The turn's events; `conversation` comes from open_conversation (called first, so a
         wrong conversation id is a 404 before any event is sent)."""
         started = time.perf_counter()
-        question_id = await self._store_question(chatbot, request, conversation)
+        question = await self._store_question(chatbot, request, conversation)
+        question_id = question["id"]
+        held = await self._handoffs.hold(chatbot, conversation, _forwarded(question))
+        if held is not None:
+            # A person has the conversation: the message is passed on and the bot stays silent.
+            yield ChatEvent(
+                event="start",
+                data={"conversation_id": conversation["id"], "message_id": question_id},
+            )
+            yield ChatEvent(event="handoff", data=held.model_dump(mode="json"))
+            latency_ms = round((time.perf_counter() - started) * 1000)
+            yield ChatEvent(
+                event="end",
+                data={"message_id": question_id, "answered": False, "latency_ms": latency_ms},
+            )
+            return
         answer_id = new_id()
         yield ChatEvent(
             event="start", data={"conversation_id": conversation["id"], "message_id": answer_id}
@@ -123,6 +155,10 @@ class ChatService:
             hits=grounding.hits,
             latency_ms=latency_ms,
         )
+        if not answered:
+            escalated = await self._handoffs.after_unanswered(chatbot, conversation)
+            if escalated is not None:
+                yield ChatEvent(event="handoff", data=escalated.model_dump(mode="json"))
         yield ChatEvent(
             event="end",
             data={"message_id": answer_id, "answered": answered, "latency_ms": latency_ms},
@@ -130,8 +166,8 @@ class ChatService:
 
     async def _store_question(
         self, chatbot: ChatbotDocument, request: ChatRequest, conversation: ConversationDocument
-    ) -> str:
-        """Store the visitor's message; returns its id."""
+    ) -> MessageDocument:
+        """Store the visitor's message; returns it."""
         question_id = new_id()
         now = utcnow()
         question: MessageDocument = {
@@ -143,7 +179,8 @@ class ChatService:
             "timestamp": now,
         }
         await self._conversations.add_message(question, now)
-        return question_id
+        await emit(self._resources, chatbot, MESSAGE_CREATED, {"message": _message_data(question)})
+        return question
 
     async def _store_answer(
         self,
@@ -177,6 +214,7 @@ class ChatService:
             "timestamp": now,
         }
         await self._conversations.add_message(stored, now)
+        await emit(self._resources, chatbot, MESSAGE_CREATED, {"message": _message_data(stored)})
 
     async def answer(self, chatbot: ChatbotDocument, request: ChatRequest) -> ChatResponse:
         """The same turn, collected into one JSON answer."""
@@ -186,7 +224,7 @@ class ChatService:
     async def answer_in(
         self, chatbot: ChatbotDocument, request: ChatRequest, conversation: ConversationDocument
     ) -> ChatResponse:
-        data: dict[str, object] = {"answer": ""}
+        data: dict[str, object] = {"answer": "", "sources": []}  # a held turn has neither
         async for event in self.events(chatbot, request, conversation):
             if event.event == "error":
                 if "retry_after" in event.data:
@@ -196,6 +234,8 @@ class ChatService:
                 raise failed(str(event.data["message"]))
             if event.event == "token":
                 data["answer"] = str(data["answer"]) + str(event.data["text"])
+            elif event.event == "handoff":
+                data["handoff"] = event.data
             else:
                 data.update(event.data)
         return ChatResponse.model_validate(data)
@@ -231,6 +271,8 @@ class ChatService:
                 "conversation_id": conversation["id"],
             },
         )
+        created = ConversationOut.model_validate(conversation).model_dump(mode="json")
+        await emit(self._resources, chatbot, CONVERSATION_CREATED, {"conversation": created})
         return conversation
 
 
@@ -240,9 +282,12 @@ class MessageNotFoundError(NotFoundError):
 
 
 class ConversationService:
-    def __init__(self, conversations: ConversationRepository, events: EventBus) -> None:
+    def __init__(
+        self, conversations: ConversationRepository, events: EventBus, resources: Resources
+    ) -> None:
         self._conversations = conversations
         self._events = events
+        self._resources = resources  # for webhook events
 
     async def list(
         self, chatbot: ChatbotDocument, cursor: str | None, limit: int
@@ -305,13 +350,15 @@ class ConversationService:
                 "rating": feedback.rating,
             },
         )
+        data = {"message": _message_data({**message, "feedback": stored})}
+        await emit(self._resources, chatbot, FEEDBACK_CREATED, data)
         return MessageOut.model_validate({**message, "feedback": stored})
 
     async def export(self, chatbot: ChatbotDocument, kind: str) -> AsyncIterator[bytes]:
         """Every message of the bot as JSON Lines or CSV, produced as it is read."""
         columns = ["conversation_id", "id", "timestamp", "role", "content", "answered", "rating"]
         if kind == "csv":
-            yield _csv_row(columns)
+            yield csv_row(columns)
         async for message in self._conversations.all_messages(chatbot["id"]):
             feedback = message.get("feedback")
             row = {
@@ -324,24 +371,11 @@ class ConversationService:
                 "rating": feedback["rating"] if feedback else None,
             }
             if kind == "csv":
-                yield _csv_row([row[column] for column in columns])
+                yield csv_row([row[column] for column in columns])
             else:
                 yield (json.dumps(row) + "\n").encode()
 
 
-# A spreadsheet runs a cell that starts with one of these as a formula.
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _csv_cell(value: object) -> object:
-    if value is None:
-        return ""
-    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
-        return "'" + value  # shown as text, never evaluated
-    return value
-
-
-def _csv_row(values: Sequence[object]) -> bytes:
-    out = io.StringIO()
-    csv.writer(out).writerow([_csv_cell(value) for value in values])
-    return out.getvalue().encode()
+def _message_data(message: MessageDocument) -> dict[str, object]:
+    """A message as webhooks carry it: the API's representation."""
+    return MessageOut.model_validate(message).model_dump(mode="json")

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 from pydantic.json_schema import models_json_schema
 
 from app.chat.schemas import ChatEvent, Citation, EventName
+from app.handoff.schemas import HandoffState
 
 EVENT_STREAM = "text/event-stream"
 SCHEMA_REF = "#/components/schemas/{model}"
@@ -33,6 +34,14 @@ class SourcesEvent(BaseModel):
     sources: list[Citation]
 
 
+class HandoffEvent(BaseModel):
+    """`handoff`: a person has the conversation (or was just asked to take it); the bot is
+    silent until the handoff closes. Comes before `end`."""
+
+    state: HandoffState
+    agent_name: str | None = Field(default=None, description="Set once an agent claimed it")
+
+
 class EndEvent(BaseModel):
     """`end`: the answer is complete and stored."""
 
@@ -55,6 +64,7 @@ EVENT_DATA: dict[EventName, type[BaseModel]] = {
     "start": StartEvent,
     "token": TokenEvent,
     "sources": SourcesEvent,
+    "handoff": HandoffEvent,
     "end": EndEvent,
     "error": ErrorEvent,
 }
@@ -80,7 +90,8 @@ def _event_schema(name: str, data: type[BaseModel]) -> dict[str, Any]:
 SSE_CONTENT: dict[str, dict[str, Any]] = {
     EVENT_STREAM: {
         "itemSchema": {
-            "description": "start → token… → sources → end; or error in place of the rest",
+            "description": "start → token… → sources → [handoff] → end; or error in place "
+            "of the rest",
             "oneOf": [_event_schema(name, data) for name, data in EVENT_DATA.items()],
         }
     }

@@ -3,7 +3,15 @@
 from datetime import datetime
 from typing import NotRequired, TypedDict
 
-from app.chatbots.schemas import ChatbotStatus, Position, Provider, Theme, Visibility
+from app.chatbots.schemas import (
+    ChatbotStatus,
+    FieldMode,
+    LeadTrigger,
+    Position,
+    Provider,
+    Theme,
+    Visibility,
+)
 
 
 class ModelSettingsDocument(TypedDict):
@@ -29,6 +37,31 @@ class AppearanceDocument(TypedDict):
     suggested_questions: list[str]
 
 
+class HandoffSettingsDocument(TypedDict):
+    enabled: bool
+    after_unanswered: int
+    unclaimed_timeout_seconds: int
+    fallback_message: str
+
+
+class LeadFormFieldsDocument(TypedDict):
+    name: FieldMode
+    email: FieldMode
+    phone: FieldMode
+    company: FieldMode
+    message: FieldMode
+
+
+class LeadFormDocument(TypedDict):
+    enabled: bool
+    trigger: LeadTrigger
+    after_messages: int
+    fields: LeadFormFieldsDocument
+    consent_text: str
+    title: str
+    submit_label: str
+
+
 class ChatbotDocument(TypedDict):
     id: str
     user_id: str
@@ -45,5 +78,9 @@ class ChatbotDocument(TypedDict):
     updated_at: datetime
     # Absent on bots created before the widget settings (read as the defaults).
     appearance: NotRequired[AppearanceDocument]
+    # Absent on bots created before human handoff (read as the defaults: off).
+    handoff: NotRequired[HandoffSettingsDocument]
+    # Absent on bots created before lead capture (read as the defaults: off).
+    lead_form: NotRequired[LeadFormDocument]
     # Absent until the bot's knowledge first changes (read as 0).
     knowledge_version: NotRequired[int]

@@ -20,9 +20,14 @@ CHATBOT_OWNED_COLLECTIONS = (
     "sources",
     "messages",
     "conversations",
+    "leads",
+    "chatbot_agents",
+    "handoff_marks",
     "eval_cases",
     "eval_runs",
     "eval_results",
+    "webhook_endpoints",
+    "webhook_deliveries",
 )
 _DELETING = ChatbotStatus.DELETING.value
 _VISIBLE = {"status": {"$ne": _DELETING}}

@@ -4,7 +4,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import AfterValidator, BaseModel, Field, HttpUrl, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, HttpUrl, model_validator
 
 from app.core.schemas import RequestModel
 
@@ -104,6 +104,165 @@ class AppearanceUpdate(RequestModel):
     suggested_questions: SuggestedQuestions | None = None
 
 
+# Human handoff: when a conversation is handed to a person, and what the visitor is told when
+# nobody takes it in time.
+DEFAULT_HANDOFF_FALLBACK = (
+    "Nobody is available right now — leave your email and we will get back to you."
+)
+AfterUnanswered = Annotated[
+    int,
+    Field(
+        ge=0,
+        le=20,
+        description="Hand the conversation to a person after this many 'I don't know' "
+        "answers in it (1: on the first one); 0: never by itself",
+    ),
+]
+UnclaimedTimeout = Annotated[
+    int,
+    Field(
+        ge=1,
+        le=86_400,
+        description="Seconds a handoff may wait for an agent before the visitor is sent "
+        "`fallback_message`",
+    ),
+]
+FallbackMessage = Annotated[str, Field(min_length=1, max_length=1000)]
+
+
+class HandoffSettings(RequestModel):
+    """Whether visitors may ask for a person, and when the bot hands over by itself."""
+
+    enabled: bool = False
+    after_unanswered: AfterUnanswered = 0
+    unclaimed_timeout_seconds: UnclaimedTimeout = 300
+    fallback_message: FallbackMessage = DEFAULT_HANDOFF_FALLBACK
+
+
+class HandoffSettingsOut(BaseModel):
+    """The stored handoff settings as responses show them (bots from before them: defaults)."""
+
+    enabled: bool = False
+    after_unanswered: int = 0
+    unclaimed_timeout_seconds: int = 300
+    fallback_message: str = DEFAULT_HANDOFF_FALLBACK
+
+
+class HandoffSettingsUpdate(RequestModel):
+    enabled: bool | None = None
+    after_unanswered: AfterUnanswered | None = None
+    unclaimed_timeout_seconds: UnclaimedTimeout | None = None
+    fallback_message: FallbackMessage | None = None
+
+
+# Lead capture: the form the widget shows for the visitor's contact details, what it asks for
+# and when (the leads themselves live in app.leads).
+FieldMode = Literal["off", "optional", "required"]
+LeadTrigger = Literal["start", "after_messages", "unanswered"]
+AfterMessages = Annotated[
+    int,
+    Field(
+        ge=1, le=50, description="With `trigger: after_messages`: shown after this many messages"
+    ),
+]
+ConsentText = Annotated[
+    str,
+    Field(
+        max_length=1000,
+        description="Shown with a checkbox the visitor must tick, and stored with the lead; "
+        "empty: no consent is asked",
+    ),
+]
+LeadFormTitle = Annotated[str, Field(min_length=1, max_length=80)]
+SubmitLabel = Annotated[str, Field(min_length=1, max_length=40)]
+
+
+class LeadFormFields(RequestModel):
+    """Which details the form asks for: each off, optional or required."""
+
+    name: FieldMode = "optional"
+    email: FieldMode = "required"
+    phone: FieldMode = "off"
+    company: FieldMode = "off"
+    message: FieldMode = Field(default="off", description="Free text from the visitor")
+
+    @model_validator(mode="after")
+    def _asks_for_something(self) -> Self:
+        if all(mode == "off" for mode in self.model_dump().values()):
+            raise ValueError("the lead form must ask for at least one field")
+        return self
+
+
+class LeadFormFieldsUpdate(RequestModel):
+    name: FieldMode | None = None
+    email: FieldMode | None = None
+    phone: FieldMode | None = None
+    company: FieldMode | None = None
+    message: FieldMode | None = None
+
+
+class LeadForm(RequestModel):
+    """The widget shows the form at the start, after `after_messages` visitor messages, or
+    right after an "I don't know" answer (`unanswered`); once per visitor session."""
+
+    enabled: bool = False
+    trigger: LeadTrigger = "start"
+    after_messages: AfterMessages = 3
+    fields: LeadFormFields = LeadFormFields()
+    consent_text: ConsentText = ""
+    title: LeadFormTitle = "Leave us your details"
+    submit_label: SubmitLabel = "Send"
+
+
+class LeadFormOut(BaseModel):
+    """The stored lead form as responses show it (bots from before lead capture: defaults)."""
+
+    enabled: bool = False
+    trigger: LeadTrigger = "start"
+    after_messages: int = 3
+    fields: LeadFormFields = LeadFormFields()
+    consent_text: str = ""
+    title: str = "Leave us your details"
+    submit_label: str = "Send"
+
+
+class LeadFormUpdate(RequestModel):
+    """Only the settings sent are changed, `fields` entry by entry."""
+
+    enabled: bool | None = None
+    trigger: LeadTrigger | None = None
+    after_messages: AfterMessages | None = None
+    fields: LeadFormFieldsUpdate | None = None
+    consent_text: ConsentText | None = None
+    title: LeadFormTitle | None = None
+    submit_label: SubmitLabel | None = None
+
+
+class PublicLeadForm(BaseModel):
+    """What the widget needs to show the lead form."""
+
+    trigger: LeadTrigger
+    after_messages: int
+    fields: LeadFormFields
+    consent_text: str
+    title: str
+    submit_label: str
+
+
+def _when_enabled(form: object) -> object:
+    """A stored lead form as the widget gets it: only when it is on."""
+    if not isinstance(form, dict) or not form.get("enabled"):
+        return None
+    return LeadFormOut.model_validate(form).model_dump()
+
+
+ShownLeadForm = Annotated[
+    PublicLeadForm | None,
+    BeforeValidator(_when_enabled),
+    Field(description="The lead form to show; null when the bot has none"),
+]
+
+
 Name = Annotated[str, Field(min_length=1, max_length=100)]
 Description = Annotated[str, Field(max_length=1000)]
 SystemPrompt = Annotated[str, Field(max_length=8000)]
@@ -122,6 +281,8 @@ class ChatbotCreate(RequestModel):
     allowed_origins: Origins = Field(default_factory=list)
     status: SettableStatus = ChatbotStatus.ACTIVE
     appearance: Appearance = Appearance()
+    handoff: HandoffSettings = HandoffSettings()
+    lead_form: LeadForm = LeadForm()
 
 
 class ModelSettingsUpdate(RequestModel):
@@ -151,6 +312,8 @@ class ChatbotUpdate(RequestModel):
     allowed_origins: Origins | None = None
     status: SettableStatus | None = None
     appearance: AppearanceUpdate | None = None
+    handoff: HandoffSettingsUpdate | None = None
+    lead_form: LeadFormUpdate | None = None
 
     def to_set(self) -> dict[str, Any]:
         """The $set document: dotted paths for nested settings, so siblings are kept."""
@@ -177,5 +340,7 @@ class ChatbotOut(BaseModel):
     allowed_origins: list[str]
     status: ChatbotStatus
     appearance: AppearanceOut = AppearanceOut()  # bots from before the widget settings: defaults
+    handoff: HandoffSettingsOut = HandoffSettingsOut()
+    lead_form: LeadFormOut = LeadFormOut()
     created_at: datetime
     updated_at: datetime

@@ -1,12 +1,18 @@
 """Chatbot rules: ownership is settled by the owned_chatbot dependency before these run."""
 
 import logging
-from typing import cast
+from typing import Any, cast
 
 from app.chatbots.allowlist import ModelAllowlist
-from app.chatbots.documents import AppearanceDocument, ChatbotDocument, ModelSettingsDocument
+from app.chatbots.documents import (
+    AppearanceDocument,
+    ChatbotDocument,
+    HandoffSettingsDocument,
+    LeadFormDocument,
+    ModelSettingsDocument,
+)
 from app.chatbots.repository import ChatbotRepository
-from app.chatbots.schemas import ChatbotCreate, ChatbotOut, ChatbotUpdate
+from app.chatbots.schemas import ChatbotCreate, ChatbotOut, ChatbotUpdate, LeadFormOut
 from app.core.errors import LimitReachedError, NotFoundError, UnprocessableError
 from app.core.resources import Resources
 from app.core.schemas import Page, page_of
@@ -24,6 +30,23 @@ class ChatbotNotFoundError(NotFoundError):
 class ChunkOverlapError(UnprocessableError):
     def __init__(self) -> None:
         super().__init__("retrieval.chunk_overlap must be smaller than retrieval.chunk_size")
+
+
+class LeadFormFieldsError(UnprocessableError):
+    def __init__(self) -> None:
+        super().__init__("lead_form.fields: the lead form must ask for at least one field")
+
+
+def _lead_form_fields_to_set(chatbot: ChatbotDocument, fields: dict[str, Any]) -> None:
+    """Turns a sent `lead_form.fields` into one dotted path per entry, so the entries not sent
+    are kept; refuses a form left asking for nothing."""
+    sent = fields.pop("lead_form.fields", None)
+    if sent is None:
+        return
+    fields.update({f"lead_form.fields.{name}": mode for name, mode in sent.items()})
+    stored = LeadFormOut.model_validate(chatbot.get("lead_form", {})).fields.model_dump()
+    if all(mode == "off" for mode in {**stored, **sent}.values()):
+        raise LeadFormFieldsError()
 
 
 class ChatbotService:
@@ -79,6 +102,8 @@ class ChatbotService:
             "allowed_origins": list(request.allowed_origins),
             "status": request.status,
             "appearance": cast("AppearanceDocument", request.appearance.model_dump(mode="json")),
+            "handoff": cast("HandoffSettingsDocument", request.handoff.model_dump(mode="json")),
+            "lead_form": cast("LeadFormDocument", request.lead_form.model_dump(mode="json")),
             "created_at": now,
             "updated_at": now,
         }
@@ -103,6 +128,7 @@ class ChatbotService:
 
     async def update(self, chatbot: ChatbotDocument, request: ChatbotUpdate) -> ChatbotOut:
         fields = request.to_set()
+        _lead_form_fields_to_set(chatbot, fields)
         if "retrieval.chunk_size" in fields or "retrieval.chunk_overlap" in fields:
             size = fields.get("retrieval.chunk_size", chatbot["retrieval"]["chunk_size"])
             overlap = fields.get("retrieval.chunk_overlap", chatbot["retrieval"]["chunk_overlap"])

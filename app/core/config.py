@@ -165,6 +165,23 @@ class Settings(BaseSettings):
     # and no longer on PORT; 0 keeps /metrics on PORT.
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = 0
 
+    # Outbound webhooks
+    max_webhooks_per_chatbot: Annotated[int, Field(ge=1, le=100)] = 10
+    # Retries stop (and an endpoint failing all along is disabled) after this many hours.
+    webhook_retry_hours: PositiveFloat = 24.0
+    # The first retry waits about this long; each next one twice as long, at most the maximum.
+    webhook_retry_base_seconds: PositiveFloat = 10.0
+    webhook_retry_max_seconds: PositiveFloat = 3600.0
+    webhook_timeout_seconds: PositiveFloat = 10.0
+    # Deliveries sent at once by one process, and how often an idle delivery loop looks for work.
+    webhook_concurrency: Annotated[int, Field(ge=1, le=256)] = 16
+    webhook_poll_seconds: PositiveFloat = 1.0
+
+    # Human handoff: how often the API looks for handoffs nobody claimed in time (one process at
+    # a time, by a lease in Redis), and how many agents one bot may have.
+    handoff_sweep_seconds: PositiveFloat = 5.0
+    max_agents_per_chatbot: Annotated[int, Field(ge=1, le=500)] = 50
+
     # Analytics
     analytics_max_days: Annotated[int, Field(ge=1, le=3660)] = 366
     analytics_max_buckets: Annotated[int, Field(ge=1, le=100_000)] = 2000

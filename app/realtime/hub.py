@@ -16,6 +16,7 @@ from pymongo.errors import PyMongoError
 from starlette.websockets import WebSocket, WebSocketState
 
 from app.core.events import CHANNEL_PREFIX
+from app.handoff.events import CONVERSATION_CHANNEL_PREFIX
 from app.realtime.metrics import WS_CONNECTIONS, WS_DROPPED, WS_FANOUT_LATENCY, WS_MESSAGES
 
 logger = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ class Connection:
     queue: asyncio.Queue[str]
     token_version: int | None = None  # an owner's, as signed in
     topics: set[str] = field(default_factory=set)
+    conversations: set[str] = field(default_factory=set)  # a visitor's followed conversations
     sender: asyncio.Task[None] | None = None
     closing: bool = False
 
@@ -56,6 +58,7 @@ class Hub:
         self._queue_size = queue_size
         self._connections: set[Connection] = set()
         self._by_user: dict[str, set[Connection]] = defaultdict(set)
+        self._by_conversation: dict[str, set[Connection]] = defaultdict(set)
         self.last_status: dict[str, object] | None = None
         self._closing: set[asyncio.Task[None]] = set()
         self._access_check: AccessCheck | None = None
@@ -99,9 +102,24 @@ class Hub:
             mine.discard(connection)
             if not mine:
                 del self._by_user[connection.user_id]
+        for conversation_id in list(connection.conversations):
+            self.unfollow(connection, conversation_id)
         if connection.sender is not None:
             connection.sender.cancel()
         WS_CONNECTIONS.dec()
+
+    def follow(self, connection: Connection, conversation_id: str) -> None:
+        """The connection gets the conversation's events (its access was checked by the caller)."""
+        connection.conversations.add(conversation_id)
+        self._by_conversation[conversation_id].add(connection)
+
+    def unfollow(self, connection: Connection, conversation_id: str) -> None:
+        connection.conversations.discard(conversation_id)
+        followers = self._by_conversation.get(conversation_id)
+        if followers is not None:
+            followers.discard(connection)
+            if not followers:
+                del self._by_conversation[conversation_id]
 
     def send(self, connection: Connection, message: dict[str, object]) -> None:
         self._send_text(connection, json.dumps(message, default=str))
@@ -137,7 +155,11 @@ class Hub:
 
     async def on_event(self, channel: str, event: dict[str, object]) -> None:
         """An owner event from any process: to that owner's sockets subscribed to it, once
-        their access is confirmed (revoked ones are closed instead)."""
+        their access is confirmed (revoked ones are closed instead). A conversation's event
+        (a handoff's) goes to the sockets following that conversation."""
+        if channel.startswith(CONVERSATION_CHANNEL_PREFIX):
+            self._on_conversation_event(channel.removeprefix(CONVERSATION_CHANNEL_PREFIX), event)
+            return
         user_id = channel.removeprefix(CHANNEL_PREFIX + "user:")
         sent_at = event.pop("sent_at", None)
         subscribed = [
@@ -151,6 +173,22 @@ class Hub:
                 {"type": "event", "topic": "notifications", "data": event}, default=str
             )
             for connection in await self._still_allowed(subscribed):
+                self._send_text(connection, text)
+        if isinstance(sent_at, int | float):
+            WS_FANOUT_LATENCY.observe(max(0.0, time.time() - sent_at))
+
+    def _on_conversation_event(self, conversation_id: str, event: dict[str, object]) -> None:
+        sent_at = event.pop("sent_at", None)
+        followers = self._by_conversation.get(conversation_id)
+        if followers:
+            message = {
+                "type": "event",
+                "topic": "conversation",
+                "conversation_id": conversation_id,
+                "data": event,
+            }
+            text = json.dumps(message, default=str)
+            for connection in list(followers):
                 self._send_text(connection, text)
         if isinstance(sent_at, int | float):
             WS_FANOUT_LATENCY.observe(max(0.0, time.time() - sent_at))

@@ -3,11 +3,18 @@
 Connect with `?token=<access token>` (or an `Authorization: Bearer` header), or, for the widget,
 `?chatbot_id=<public bot>&session_id=<visitor session>`. Client messages:
   {"type": "subscribe" | "unsubscribe", "topic": "notifications" | "status"}
+  {"type": "subscribe" | "unsubscribe", "topic": "conversation", "conversation_id": "…"}
+    (visitors, for one of their own conversations: its handoff's changes and the agent's
+    messages)
+  {"type": "agent_reply", "id"?: "<yours>", "chatbot_id": "…", "conversation_id": "…",
+   "content": "…"} (the owner or an invited agent, in a handoff they claimed)
   {"type": "chat", "id": "<yours>", "chatbot_id": "…", "message": "…",
    "conversation_id"?: "…", "session_id"?: "…"}
   {"type": "ping"}
-Server messages: welcome, subscribed, unsubscribed, pong, event (topic notifications), status,
-chat (`event`: start, token, sources, end, error — the SSE events), error (the connection stays).
+Server messages: welcome, subscribed, unsubscribed, pong, event (topic notifications, or topic
+conversation with its conversation_id), status, agent_reply (the stored message), chat
+(`event`: start, token, sources, handoff, end, error — the SSE events), error (the connection
+stays).
 Access is checked again on every client message: an owner whose password changed or whose account
 was suspended, and a visitor whose bot is no longer public and active (or whose owner was
 suspended), are closed with 1008. An owner's revoked socket is also closed before its next
@@ -17,6 +24,7 @@ notification and within WEBSOCKET_REVALIDATE_SECONDS while quiet.
 import asyncio
 import json
 import re
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -35,6 +43,9 @@ from app.container import Container, container_of
 from app.core.errors import DomainError
 from app.core.middleware import ClientIdentity
 from app.core.resources import Resources
+from app.handoff.access import handoff_desk, visitor_owns_conversation
+from app.handoff.schemas import AgentReply
+from app.handoff.service import HandoffService
 from app.realtime.hub import POLICY_VIOLATION, REVOKED, Connection, Hub, worker_id
 from app.realtime.metrics import WS_MESSAGES
 from app.users.access import user_for_access_token
@@ -43,6 +54,7 @@ from app.users.schemas import UserStatus
 
 router = APIRouter(tags=["realtime"])
 _SESSION = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+MAX_FOLLOWED_CONVERSATIONS = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +64,7 @@ class Caller:
     user_id: str | None = None
     token_version: int | None = None  # of the owner's access token
     visitor_bot: str | None = None
+    session_id: str | None = None  # a visitor's
     origin: str | None = None
     address: str = ""
 
@@ -90,7 +103,7 @@ async def _identify(socket: WebSocket, container: Container) -> Caller:
             await public_chatbot(resources, chatbot_id, origin)
         except DomainError:
             raise RefusedError("no such public chatbot for this origin") from None
-        return Caller(visitor_bot=chatbot_id, origin=origin, address=address)
+        return Caller(visitor_bot=chatbot_id, session_id=session_id, origin=origin, address=address)
     raise RefusedError("authentication required: token, or chatbot_id and session_id")
 
 
@@ -196,8 +209,12 @@ def _handle(
         kind = None
     if kind == "ping":
         hub.send(connection, {"type": "pong"})
+    elif kind in ("subscribe", "unsubscribe") and message.get("topic") == "conversation":
+        _start(chats, _follow(hub, connection, container, caller, kind, message))
     elif kind in ("subscribe", "unsubscribe"):
         _subscription(hub, connection, kind, message.get("topic"))
+    elif kind == "agent_reply":
+        _start(chats, _agent_reply(hub, connection, container, caller, message))
     elif kind == "chat":
         if len(chats) >= container.settings.websocket_max_concurrent_chats:
             error: dict[str, object] = {
@@ -214,9 +231,106 @@ def _handle(
             {
                 "type": "error",
                 "message": "expected a JSON object with a known type: "
-                "subscribe, unsubscribe, chat or ping",
+                "subscribe, unsubscribe, chat, agent_reply or ping",
             },
         )
+
+
+def _start(tasks: set[asyncio.Task[None]], work: Coroutine[Any, Any, None]) -> None:
+    """Runs a client message's work beside the socket's loop (cancelled when it closes)."""
+    task = asyncio.create_task(work)
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+
+
+async def _follow(
+    hub: Hub,
+    connection: Connection,
+    container: Container,
+    caller: Caller,
+    kind: str,
+    message: dict[str, Any],
+) -> None:
+    """A visitor follows (or stops following) one of their own conversations."""
+    conversation_id = message.get("conversation_id")
+    refusal: dict[str, object] = {
+        "type": "error",
+        "message": f"cannot {kind} to this conversation",
+    }
+    if not isinstance(conversation_id, str) or not conversation_id:
+        hub.send(connection, refusal)
+        return
+    if kind == "unsubscribe":
+        hub.unfollow(connection, conversation_id)
+    else:
+        if (
+            caller.visitor_bot is None
+            or caller.session_id is None
+            or len(connection.conversations) >= MAX_FOLLOWED_CONVERSATIONS
+        ):
+            hub.send(connection, refusal)
+            return
+        try:
+            owned = await visitor_owns_conversation(
+                container.resources, caller.visitor_bot, caller.session_id, conversation_id
+            )
+        except PyMongoError:
+            hub.send(connection, {"type": "error", "message": "could not check access; retry"})
+            return
+        if not owned:
+            hub.send(connection, refusal)
+            return
+        hub.follow(connection, conversation_id)
+    done: dict[str, object] = {
+        "type": f"{kind}d",
+        "topic": "conversation",
+        "conversation_id": conversation_id,
+    }
+    hub.send(connection, done)
+
+
+async def _agent_reply(
+    hub: Hub, connection: Connection, container: Container, caller: Caller, message: dict[str, Any]
+) -> None:
+    """An agent's (or the owner's) message in a handoff they claimed: what POST
+    /chatbots/{id}/handoffs/{conversation_id}/messages does."""
+    request_id = message.get("id")
+
+    def fail(reason: str) -> None:
+        hub.send(connection, {"type": "error", "id": request_id, "message": reason})
+
+    if caller.user_id is None:
+        fail("only the bot's owner and its agents may reply in a handoff")
+        return
+    if container.settings.rate_limit_enabled:
+        decision = await container.rate_limiter.hit(caller.rate_identity, caller.rate_class)
+        if not decision.allowed:
+            fail(f"rate limited; retry in {decision.retry_after} s")
+            return
+    chatbot_id, conversation_id = message.get("chatbot_id"), message.get("conversation_id")
+    try:
+        reply = AgentReply.model_validate({"content": message.get("content")})
+    except ValidationError as error:
+        fail(f"invalid agent_reply: {error.errors()[0]['msg']}")
+        return
+    if not isinstance(chatbot_id, str) or not isinstance(conversation_id, str):
+        fail("agent_reply needs chatbot_id and conversation_id")
+        return
+    resources = container.resources
+    try:
+        user = await UserRepository(resources).by_id(caller.user_id)
+        if user is None:
+            fail("no such chatbot")
+            return
+        desk = await handoff_desk(resources, user, chatbot_id)
+        stored = await HandoffService(resources).reply(desk, conversation_id, reply.content)
+    except DomainError as error:
+        fail(error.detail or error.title)
+        return
+    hub.send(
+        connection,
+        {"type": "agent_reply", "id": request_id, "message": stored.model_dump(mode="json")},
+    )
 
 
 def _subscription(hub: Hub, connection: Connection, kind: str, topic: object) -> None:

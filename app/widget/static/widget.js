@@ -191,7 +191,7 @@ form button:disabled, textarea:disabled { opacity: .55; cursor: not-allowed; }
 
   function renderRating(node, message) {
     node.querySelector(".rate")?.remove();
-    if (!message.id || message.error) return;
+    if (!message.id || message.error || message.role === "agent") return;
     const bar = el("div", { class: "rate", role: "group", "aria-label": "Was this helpful?" });
     for (const [rating, label] of [["up", "Helpful"], ["down", "Not helpful"]]) {
       const button = el("button", { type: "button", "aria-label": label, "aria-pressed": String(message.rating === rating), "data-rating": rating });
@@ -204,7 +204,8 @@ form button:disabled, textarea:disabled { opacity: .55; cursor: not-allowed; }
 
   function renderMessage(message) {
     const kind = message.role === "user" ? "user" : `bot${message.error ? " error" : ""}`;
-    const node = el("div", { class: `msg ${kind}` });
+    const node = el("div", { class: `msg ${kind}${message.role === "agent" ? " agent" : ""}` });
+    if (message.agent) node.append(el("div", { class: "who" }, message.agent));
     node.append(el("div", { class: "text" }, message.text));
     if (message.role !== "user") {
       renderSources(node, message.citations);
@@ -228,6 +229,8 @@ form button:disabled, textarea:disabled { opacity: .55; cursor: not-allowed; }
         suggestions.append(chip);
       }
     }
+    renderLeadForm();
+    renderHandoff();
   }
 
   function setAvailable(available, reason) {
@@ -319,8 +322,11 @@ form button:disabled, textarea:disabled { opacity: .55; cursor: not-allowed; }
             log.scrollTop = log.scrollHeight;
           } else if (event === "sources") {
             answer.citations = data.sources;
+          } else if (event === "handoff") {
+            handoffNotice(answer, data);
           } else if (event === "end") {
             answer.id = data.message_id;
+            answer.answered = data.answered;
           } else if (event === "error") {
             throw new Error("The answer could not be completed. Please try again.");
           }
@@ -328,8 +334,9 @@ form button:disabled, textarea:disabled { opacity: .55; cursor: not-allowed; }
       } else {
         const data = await response.json();
         state.conversation = data.conversation_id;
-        Object.assign(answer, { id: data.message_id, text: data.answer, citations: data.sources });
+        Object.assign(answer, { id: data.message_id, text: data.answer, citations: data.sources, answered: data.answered });
         textNode.textContent = answer.text;
+        if (data.handoff) handoffNotice(answer, data.handoff);
       }
       if (!answer.id) throw new Error("The answer could not be completed. Please try again.");
     } catch (error) {
@@ -341,11 +348,13 @@ form button:disabled, textarea:disabled { opacity: .55; cursor: not-allowed; }
       delete answer.pending;
       node.removeAttribute("aria-busy");
       if (answer.error) state.messages.splice(state.messages.indexOf(answer), 1);
+      if (answer.held) dropHeldTurn(answer, node);
       renderSources(node, answer.citations);
       renderRating(node, answer);
       save();
       busy = false;
       sendButton.disabled = input.disabled;
+      leadAfterAnswer(answer);
     }
   }
 
@@ -389,6 +398,363 @@ form button:disabled, textarea:disabled { opacity: .55; cursor: not-allowed; }
       renderRating(node, message);
       status.textContent = error instanceof TypeError ? "Your feedback couldn't be sent." : error.message;
     }
+  }
+
+  // -- lead form -------------------------------------------------------------------------------
+  // The bot's lead form (config.lead_form, null when it has none): shown at the start (the chat
+  // waits for it), after N visitor messages, or right after an "I don't know" answer; once per
+  // visitor session, remembered in localStorage.
+
+  const LEAD_CSS = `
+.lead { display: flex; flex-direction: column; gap: 8px; align-self: stretch; padding: 12px;
+  border: 1px solid var(--border); border-top: 1px solid var(--border); border-radius: 12px;
+  background: var(--bubble); }
+.lead h3 { margin: 0; font-size: 15px; font-weight: 600; }
+.lead label { display: flex; flex-direction: column; gap: 3px; font-size: 13px; color: var(--muted); }
+.lead input:not([type=checkbox]), .lead textarea { flex: none; font: inherit; color: var(--fg);
+  background: var(--bg); border: 1px solid var(--border); border-radius: 8px; padding: 7px 9px; }
+.lead textarea { resize: vertical; max-height: 160px; }
+.lead [aria-invalid="true"] { border-color: #dc2626; }
+.lead .consent { flex-direction: row; align-items: flex-start; gap: 8px; color: var(--fg); }
+.lead .consent input { margin: 3px 0 0; accent-color: var(--accent); }
+.lead .problem, .lead .alert { font-size: 12px; color: #dc2626; }
+.lead .problem:empty, .lead .alert:empty { display: none; }
+.lead .actions { display: flex; gap: 8px; }
+.lead button { padding: 8px 14px; }
+.lead button.secondary { background: transparent; color: var(--muted); border: 1px solid var(--border); }`;
+  const LEAD_FIELDS = {
+    name: { label: "Name", max: 100, type: "text", autocomplete: "name" },
+    email: { label: "Email", max: 254, type: "email", autocomplete: "email" },
+    phone: { label: "Phone", max: 32, type: "tel", autocomplete: "tel" },
+    company: { label: "Company", max: 200, type: "text", autocomplete: "organization" },
+    message: { label: "Message", max: 2000 },
+  };
+  const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+  const PHONE = /^\+?[0-9 ().-]+$/;
+  const leadKey = `${storageKey}:lead`;
+  let leadSaved = null; // { session, status: "open" | "done" | "dismissed" }
+  let leadCard = null;
+
+  if (shadow.adoptedStyleSheets !== undefined && typeof CSSStyleSheet === "function") {
+    const sheet = new CSSStyleSheet();
+    sheet.replaceSync(LEAD_CSS);
+    shadow.adoptedStyleSheets = [...shadow.adoptedStyleSheets, sheet];
+  } else {
+    shadow.appendChild(el("style", {}, LEAD_CSS));
+  }
+  try {
+    leadSaved = JSON.parse(localStorage.getItem(leadKey) || "null");
+  } catch (_) {
+    /* storage blocked or damaged: the form may show again */
+  }
+
+  function leadStatus() {
+    return leadSaved && leadSaved.session === state.session ? leadSaved.status : null;
+  }
+
+  function setLeadStatus(status) {
+    leadSaved = { session: state.session, status };
+    if (!busy) save(); // the session is what the status is remembered for (a turn saves it too)
+    try {
+      localStorage.setItem(leadKey, JSON.stringify(leadSaved));
+    } catch (_) {
+      /* private mode: remembered as long as the page */
+    }
+  }
+
+  function leadShown() {
+    const settings = config && config.lead_form;
+    if (!settings) return false;
+    const status = leadStatus();
+    return status === "open" || (!status && settings.trigger === "start");
+  }
+
+  function renderLeadForm() {
+    leadCard?.remove();
+    leadCard = null;
+    const shown = leadShown();
+    const waiting = shown && config.lead_form.trigger === "start";
+    form.style.display = waiting ? "none" : "";
+    if (waiting) suggestions.replaceChildren();
+    if (!shown) return;
+    leadCard = buildLeadCard(config.lead_form);
+    log.append(leadCard);
+    log.scrollTop = log.scrollHeight;
+  }
+
+  function leadAfterAnswer(answer) {
+    const settings = config && config.lead_form;
+    if (!settings || answer.error || leadStatus()) return;
+    const asked = state.messages.filter((m) => m.role === "user").length;
+    if (
+      (settings.trigger === "after_messages" && asked >= settings.after_messages) ||
+      (settings.trigger === "unanswered" && answer.answered === false)
+    ) {
+      setLeadStatus("open");
+      renderLeadForm();
+    }
+  }
+
+  function buildLeadCard(settings) {
+    const card = el("form", { class: "lead", "aria-label": settings.title, novalidate: "" });
+    card.append(el("h3", {}, settings.title));
+    const inputs = {};
+    const problems = {};
+    for (const [name, field] of Object.entries(LEAD_FIELDS)) {
+      const mode = settings.fields[name];
+      if (mode !== "optional" && mode !== "required") continue;
+      const label = el("label", {}, `${field.label}${mode === "required" ? " *" : ""}`);
+      const input = el(field.type ? "input" : "textarea", {
+        name,
+        type: field.type,
+        rows: field.type ? null : "3",
+        maxlength: String(field.max),
+        autocomplete: field.autocomplete,
+        required: mode === "required" ? "" : null,
+        "aria-describedby": `bs-lead-${name}`,
+      });
+      problems[name] = el("span", { class: "problem", id: `bs-lead-${name}` });
+      label.append(input, problems[name]);
+      card.append(label);
+      inputs[name] = input;
+    }
+    let consent = null;
+    if (settings.consent_text) {
+      const label = el("label", { class: "consent" });
+      consent = el("input", { type: "checkbox", name: "consent", required: "", "aria-describedby": "bs-lead-consent" });
+      label.append(consent, el("span", {}, settings.consent_text));
+      problems.consent = el("span", { class: "problem", id: "bs-lead-consent" });
+      card.append(label, problems.consent);
+    }
+    const alert = el("div", { class: "alert", role: "alert" });
+    const actions = el("div", { class: "actions" });
+    const submit = el("button", { type: "submit" }, settings.submit_label);
+    actions.append(submit);
+    if (settings.trigger !== "start") {
+      const later = el("button", { type: "button", class: "secondary" }, "Not now");
+      later.addEventListener("click", () => {
+        setLeadStatus("dismissed");
+        renderLeadForm();
+      });
+      actions.append(later);
+    }
+    card.append(alert, actions);
+
+    function show(found) {
+      for (const [name, node] of Object.entries(problems)) {
+        node.textContent = found[name] || "";
+        const control = name === "consent" ? consent : inputs[name];
+        if (found[name]) control.setAttribute("aria-invalid", "true");
+        else control.removeAttribute("aria-invalid");
+      }
+      const first = Object.keys(problems).find((name) => found[name]);
+      if (first) (first === "consent" ? consent : inputs[first]).focus();
+    }
+
+    card.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      alert.textContent = "";
+      const values = {};
+      const found = {};
+      for (const [name, input] of Object.entries(inputs)) {
+        const value = input.value.trim();
+        if (value) values[name] = value;
+        else if (input.required) found[name] = "Please fill this in.";
+      }
+      if (values.email && !EMAIL.test(values.email)) found.email = "Please enter a valid email address.";
+      if (values.phone && (!PHONE.test(values.phone) || values.phone.replace(/\D/g, "").length < 6)) {
+        found.phone = "Please enter a valid phone number.";
+      }
+      if (consent && !consent.checked) found.consent = "Please agree to continue.";
+      if (!Object.keys(found).length && !Object.keys(values).length) {
+        found[Object.keys(inputs)[0]] = "Please fill in at least one field.";
+      }
+      show(found);
+      if (Object.keys(found).length) return;
+      const body = { session_id: state.session, consent: Boolean(consent && consent.checked), ...values };
+      if (state.conversation) body.conversation_id = state.conversation;
+      submit.disabled = true;
+      try {
+        const response = await fetch(`${base}/leads`, {
+          method: "POST",
+          headers: { "Content-Type": "application/json", Accept: "application/json" },
+          body: JSON.stringify(body),
+        });
+        if (!response.ok) {
+          if (response.status !== 422) throw new Error(await problem(response));
+          const refusal = await response.json().catch(() => ({}));
+          const byField = {};
+          for (const error of refusal.errors || []) {
+            if (error.field in problems) byField[error.field] = error.message;
+          }
+          show(byField);
+          throw new Error(Object.keys(byField).length ? "Please check the highlighted fields." : refusal.detail || "Please check your details.");
+        }
+        setLeadStatus("done");
+        renderLeadForm();
+        renderMessage({ role: "bot", text: "Thank you! We'll be in touch.", welcome: true });
+        if (!form.style.display) input.focus();
+      } catch (error) {
+        alert.textContent = error instanceof TypeError ? "Your details couldn't be sent. Check your connection and try again." : error.message;
+      } finally {
+        submit.disabled = false;
+      }
+    });
+    return card;
+  }
+
+  // -- human handoff ---------------------------------------------------------------------------
+  // "Talk to a person" (shown when config.handoff.enabled) hands this conversation to a person;
+  // the widget then follows the conversation on the visitor WebSocket: the waiting state, the
+  // agent's messages with the agent's name, the fallback message when nobody comes, and the end.
+  // state.handoff survives reloads (the socket is opened again).
+
+  const HANDOFF_CSS = `
+.handoff { display: flex; align-items: center; gap: 8px; padding: 6px 14px; font-size: 13px;
+  color: var(--muted); border-top: 1px solid var(--border); }
+.handoff[hidden], .handoff button[hidden] { display: none; }
+.handoff .note { flex: 1; }
+.handoff button { border: 1px solid var(--accent); color: var(--accent); background: var(--bg);
+  border-radius: 999px; padding: 3px 12px; font-size: 13px; }
+.msg.agent { border-left: 3px solid var(--accent); }
+.msg .who { font-size: 12px; font-weight: 600; color: var(--accent); margin-bottom: 2px; }`;
+  const HANDOFF_ASK = "I would like to talk to a person.";
+  const handoffBar = el("div", { class: "handoff", hidden: "" });
+  const handoffNote = el("span", { class: "note", role: "status" });
+  const handoffButton = el("button", { type: "button" }, "Talk to a person");
+  handoffBar.append(handoffNote, handoffButton);
+  panel.insertBefore(handoffBar, form);
+  if (shadow.adoptedStyleSheets !== undefined && typeof CSSStyleSheet === "function") {
+    const sheet = new CSSStyleSheet();
+    sheet.replaceSync(HANDOFF_CSS);
+    shadow.adoptedStyleSheets = [...shadow.adoptedStyleSheets, sheet];
+  } else {
+    shadow.appendChild(el("style", {}, HANDOFF_CSS));
+  }
+  let socket = null;
+  let socketFor = null;
+  let socketRetries = 0;
+
+  function handoffOpen() {
+    const handoff = state.handoff;
+    return !!handoff && handoff.conversation === state.conversation && (handoff.state === "waiting" || handoff.state === "active");
+  }
+
+  function renderHandoff() {
+    const enabled = !!(config && config.handoff && config.handoff.enabled);
+    const handoff = state.handoff && state.handoff.conversation === state.conversation ? state.handoff : null;
+    let note = "";
+    if (handoff && handoff.state === "waiting") note = "Waiting for a person to join…";
+    else if (handoff && handoff.state === "active") note = `You're chatting with ${handoff.agent || "a person"}.`;
+    else if (handoff && handoff.state === "closed") note = `${handoff.agent || "The person"} has left; the assistant answers again.`;
+    handoffNote.textContent = note;
+    handoffButton.hidden = !enabled || handoffOpen();
+    handoffBar.hidden = !note && handoffButton.hidden;
+    if (handoffOpen()) follow();
+    else unfollow();
+  }
+
+  function setHandoff(handoffState, agent) {
+    const known = state.handoff && state.handoff.conversation === state.conversation ? state.handoff.agent : null;
+    state.handoff = { conversation: state.conversation, state: handoffState, agent: agent || known || null };
+    if (!busy) save(); // a turn in progress saves when it ends
+    renderHandoff();
+  }
+
+  function handoffNotice(answer, data) {
+    // A chat turn's `handoff`: with no answer text, a person has the conversation and the bot
+    // stayed silent (the turn's empty bubble goes).
+    if (!answer.text) answer.held = true;
+    setHandoff(data.state, data.agent_name);
+  }
+
+  function dropHeldTurn(answer, node) {
+    node.remove();
+    const index = state.messages.indexOf(answer);
+    if (index >= 0) state.messages.splice(index, 1);
+  }
+
+  async function askForPerson() {
+    if (busy || input.disabled) return;
+    handoffButton.disabled = true;
+    status.textContent = "";
+    try {
+      if (!state.conversation) await send(HANDOFF_ASK);
+      if (!state.conversation || handoffOpen()) return; // no conversation, or the bot handed over
+      const url = `${base}/conversations/${encodeURIComponent(state.conversation)}/handoff`;
+      const response = await fetch(url, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ session_id: state.session }),
+      });
+      if (!response.ok) throw new Error(await problem(response));
+      const data = await response.json();
+      setHandoff(data.state, data.agent_name);
+    } catch (error) {
+      status.textContent = error instanceof TypeError ? "Can't reach the chat right now. Please try again." : error.message;
+    } finally {
+      handoffButton.disabled = false;
+    }
+  }
+  handoffButton.addEventListener("click", askForPerson);
+
+  function follow() {
+    const conversation = state.conversation;
+    if (socket && socketFor === conversation) return;
+    unfollow();
+    const url = new URL("/api/ws", api);
+    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+    url.searchParams.set("chatbot_id", botId);
+    url.searchParams.set("session_id", state.session);
+    const ws = new WebSocket(url.href);
+    socket = ws;
+    socketFor = conversation;
+    ws.addEventListener("message", (event) => {
+      let message;
+      try {
+        message = JSON.parse(event.data);
+      } catch (_) {
+        return;
+      }
+      if (message.type === "welcome") {
+        ws.send(JSON.stringify({ type: "subscribe", topic: "conversation", conversation_id: conversation }));
+      } else if (message.type === "subscribed") {
+        socketRetries = 0;
+      } else if (message.type === "event" && message.topic === "conversation" && message.conversation_id === conversation) {
+        onHandoffEvent(message.data);
+      }
+    });
+    ws.addEventListener("close", () => {
+      if (socket !== ws) return;
+      socket = socketFor = null;
+      if (!handoffOpen()) return;
+      const wait = Math.min(30000, 1000 * 2 ** socketRetries++);
+      setTimeout(() => {
+        if (handoffOpen() && !socket) follow();
+      }, wait);
+    });
+  }
+
+  function unfollow() {
+    const ws = socket;
+    socket = socketFor = null;
+    if (ws) ws.close();
+  }
+
+  function onHandoffEvent(data) {
+    const said = data.message;
+    if (said && (data.type === "handoff.message" || data.type === "handoff.fallback")) {
+      if (state.messages.some((m) => m.key === said.id)) return;
+      const message = said.role === "agent"
+        ? { role: "agent", key: said.id, agent: said.agent_name, text: said.content }
+        : { role: "bot", key: said.id, text: said.content };
+      state.messages.push(message);
+      if (!busy) save();
+      renderMessage(message);
+      if (said.role === "agent" && said.agent_name) setHandoff("active", said.agent_name);
+      return;
+    }
+    if (data.state) setHandoff(data.state, data.agent_name);
   }
 
   // -- behaviour ---------------------------------------------------------------------------------
