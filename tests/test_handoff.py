@@ -36,6 +36,7 @@ def servers(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Ite
         "REDIS_URL": services.redis_url,
         "DB_NAME": f"test_{uuid.uuid4().hex[:12]}",
         "HANDOFF_SWEEP_SECONDS": "0.3",
+        "INGEST_URL_ALLOWLIST": "127.0.0.1",  # webhook endpoints on loopback
     }
     first = ApiServer(tmp_path_factory.mktemp("first"), env, workers=2)
     second = ApiServer(tmp_path_factory.mktemp("second"), env, workers=1)
@@ -487,6 +488,39 @@ def test_the_owner_and_an_api_key_can_hand_a_conversation_over(
     )
     assert by_key.status_code == 200, by_key.text
     assert by_key.json()["requested_by"] == "api_key"
+
+
+def test_a_handoff_and_the_agents_reply_are_announced_to_the_bots_webhooks(
+    http: httpx.Client,
+) -> None:
+    # Recorded for delivery (no worker runs here): the endpoint's delivery log shows each event.
+    owner = sign_up(http)
+    bot = public_bot(http, owner)
+    events = ["handoff.requested", "handoff.closed", "message.created"]
+    hook = http.post(
+        f"/api/chatbots/{bot}/webhooks",
+        json={"url": "http://127.0.0.1:9/hooks", "events": events},
+        headers=owner.headers,
+    )
+    assert hook.status_code == 201, hook.text
+    conversation = visitor_chat(http, bot, "s-hook", "Hi")["conversation_id"]
+    ask_for_person(http, bot, "s-hook", conversation)
+    for action, body in (("claim", None), ("messages", {"content": "Hello!"}), ("close", None)):
+        done = http.post(handoff_url(bot, conversation, action), json=body, headers=owner.headers)
+        assert done.status_code in (200, 201), done.text
+    log = http.get(
+        f"/api/chatbots/{bot}/webhooks/{hook.json()['id']}/deliveries",
+        params={"limit": 100},
+        headers=owner.headers,
+    ).json()["items"]
+    # The visitor's question, the bot's answer and the agent's reply are each a message.
+    assert sorted(d["event_type"] for d in log) == [
+        "handoff.closed",
+        "handoff.requested",
+        "message.created",
+        "message.created",
+        "message.created",
+    ]
 
 
 def test_a_handoff_survives_an_api_restart(

@@ -25,7 +25,7 @@ from app.handoff.schemas import (
     HandoffState,
     Requester,
 )
-from app.webhooks.outbox import HANDOFF_CLOSED, HANDOFF_REQUESTED, emit
+from app.webhooks.outbox import HANDOFF_CLOSED, HANDOFF_REQUESTED, MESSAGE_CREATED, emit
 
 SWEEP_BATCH = 100
 Step = Literal["claim", "close", "fallback"]
@@ -251,6 +251,8 @@ class HandoffService:
         }
         await events.tell_visitor(self._events, conversation_id, event)
         await self._tell_desk(chatbot, event)
+        message_data = {**out.model_dump(mode="json"), "role": "agent"}
+        await emit(self._resources, chatbot, MESSAGE_CREATED, {"message": message_data})
         return out
 
     async def close(self, desk: Desk, conversation_id: str) -> HandoffOut:
