@@ -8,6 +8,7 @@ import json
 import uuid
 import zipfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -114,16 +115,28 @@ def _pending(queue: redis.Redis, stream: str) -> int:
     return int(summary["pending"])
 
 
-def post_declaring(api: ApiServer, path: str, declared: int, sent: int) -> http.client.HTTPResponse:
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    content_type: str | None
+    body: str
+
+
+def post_declaring(api: ApiServer, path: str, declared: int, sent: int) -> Answer:
     """Declares a body of `declared` bytes, sends only `sent` of them, and reads the answer: one
     arrives only if the server answers without waiting for the rest."""
     connection = http.client.HTTPConnection("127.0.0.1", api.port, timeout=10)
-    connection.putrequest("POST", path)
-    connection.putheader("Content-Type", "application/json")
-    connection.putheader("Content-Length", str(declared))
-    connection.endheaders()
-    connection.send(b"x" * sent)
-    return connection.getresponse()
+    try:
+        connection.putrequest("POST", path)
+        connection.putheader("Content-Type", "application/json")
+        connection.putheader("Content-Length", str(declared))
+        connection.endheaders()
+        connection.send(b"x" * sent)
+        response = connection.getresponse()
+        body = response.read().decode()
+        return Answer(response.status, response.getheader("content-type"), body)
+    finally:
+        connection.close()
 
 
 def test_a_30_mb_login_body_is_refused_before_it_is_read(
@@ -131,8 +144,8 @@ def test_a_30_mb_login_body_is_refused_before_it_is_read(
 ) -> None:
     response = post_declaring(api, "/api/auth/login", 30 * MIB, 64 * 1024)
     assert response.status == 413
-    assert response.getheader("content-type") == "application/problem+json"
-    assert TOO_LARGE in response.read().decode()
+    assert response.content_type == "application/problem+json"
+    assert TOO_LARGE in response.body
 
     whole = client.post(
         "/api/auth/login", content=bytes(30 * MIB), headers={"Content-Type": "application/json"}
