@@ -26,13 +26,14 @@ from app.core.middleware import (
     SecurityHeadersMiddleware,
     TimeoutMiddleware,
 )
+from app.core.periodic import run_periodically
 from app.core.ratelimit import RateLimiter, route_policies
 from app.core.resources import Resources, close_resources, open_resources
 from app.core.routes import RouteTemplates
 from app.core.throttle import FailureCounter
 from app.core.tracing import setup_tracing
 from app.evaluation.runner import EvaluationRunner
-from app.handoff.sweep import sweep_unclaimed_handoffs
+from app.handoff.sweep import unclaimed_handoff_sweep
 from app.health.service import REDIS_FALLBACK, HealthService
 from app.realtime.hub import Hub
 from app.realtime.status import push_status
@@ -119,7 +120,7 @@ async def lifespan(app: BotSmithApp) -> AsyncIterator[None]:
         asyncio.create_task(resources.reads.watch(settings.read_policy_reload_seconds)),
         asyncio.create_task(push_status(hub, container.health, settings.websocket_status_interval)),
         asyncio.create_task(record_memory_every(MEMORY_SAMPLE_SECONDS)),
-        asyncio.create_task(sweep_unclaimed_handoffs(resources)),
+        asyncio.create_task(run_periodically(resources.redis, unclaimed_handoff_sweep(resources))),
     ]
     if resources.redis is None:  # else `botsmith worker` sends the webhooks
         loop = DeliveryLoop(resources, container.webhook_egress)
