@@ -73,11 +73,12 @@ def _indexes_command(args: argparse.Namespace) -> int:
 def _worker_command(args: argparse.Namespace) -> int:
     os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
     from app.core.logging import setup_logging
+    from app.housekeeping import housekeeping_rounds
     from app.sources.worker import run_worker
 
     settings = load_settings()
     setup_logging(settings)
-    asyncio.run(run_worker(settings))
+    asyncio.run(run_worker(settings, housekeeping_rounds))
     return 0
 
 

@@ -35,6 +35,7 @@ from app.core.tracing import setup_tracing
 from app.evaluation.runner import EvaluationRunner
 from app.handoff.sweep import unclaimed_handoff_sweep
 from app.health.service import REDIS_FALLBACK, HealthService
+from app.housekeeping import housekeeping_rounds
 from app.realtime.hub import Hub
 from app.realtime.status import push_status
 from app.retrieval.service import RetrievalIndexes
@@ -122,9 +123,13 @@ async def lifespan(app: BotSmithApp) -> AsyncIterator[None]:
         asyncio.create_task(record_memory_every(MEMORY_SAMPLE_SECONDS)),
         asyncio.create_task(run_periodically(resources.redis, unclaimed_handoff_sweep(resources))),
     ]
-    if resources.redis is None:  # else `botsmith worker` sends the webhooks
+    if resources.redis is None:  # else `botsmith worker` sends the webhooks and keeps house
         loop = DeliveryLoop(resources, container.webhook_egress)
         background.append(asyncio.create_task(loop.run()))
+        background += [
+            asyncio.create_task(run_periodically(None, periodic))
+            for periodic in housekeeping_rounds(resources)
+        ]
     try:
         yield
     finally:

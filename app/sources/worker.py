@@ -19,7 +19,7 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 
 from prometheus_client import start_http_server
 from pymongo.errors import PyMongoError
@@ -28,8 +28,9 @@ from redis.exceptions import RedisError, ResponseError
 from app.core.config import Settings
 from app.core.indexes import ensure_indexes
 from app.core.metrics import record_memory
+from app.core.periodic import Periodic, run_periodically
 from app.core.redis import RedisClient
-from app.core.resources import close_resources, open_resources
+from app.core.resources import Resources, close_resources, open_resources
 from app.evaluation.runner import EvaluationRunner
 from app.retrieval.repository import ChunkRepository
 from app.retrieval.segments import SegmentRepository, backfill_segments
@@ -44,7 +45,10 @@ logger = logging.getLogger(__name__)
 MAX_SOURCE_DELIVERIES = 3
 
 
-async def run_worker(settings: Settings) -> None:
+async def run_worker(
+    settings: Settings, rounds: Callable[[Resources], Sequence[Periodic]] = lambda _: ()
+) -> None:
+    """Consumes jobs until SIGTERM or SIGINT, running the housekeeping `rounds` beside them."""
     resources = open_resources(settings)
     redis, db = resources.redis, resources.db
     if redis is None:
@@ -75,7 +79,11 @@ async def run_worker(settings: Settings) -> None:
     beat_seconds = min(5.0, settings.ingest_worker_stale_seconds / 3)
     # Webhook deliveries go out next to the jobs, until the same stop.
     webhooks = DeliveryLoop(resources, PinnedEgress.configured(settings))
-    deliveries = asyncio.create_task(webhooks.run(stopping))
+    background = [asyncio.create_task(webhooks.run(stopping))]
+    background += [
+        asyncio.create_task(run_periodically(redis, periodic, stopping))
+        for periodic in rounds(resources)
+    ]
     try:
         async with worker_heartbeats(redis, stream).beating(consumer, beat_seconds):
             jobs = _Jobs(redis, stream, consumer, reclaim_ms, pipeline, evaluations, stopping)
@@ -83,7 +91,7 @@ async def run_worker(settings: Settings) -> None:
     finally:
         stopping.set()
         with contextlib.suppress(asyncio.CancelledError):
-            await deliveries
+            await asyncio.gather(*background)
         await close_resources(resources)
         logger.info("worker %s stopped", consumer)
 
