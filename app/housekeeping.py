@@ -6,7 +6,8 @@ only process). Across replicas each round runs in one process at a time (`app.co
 
 from app.core.periodic import Periodic
 from app.core.resources import Resources
+from app.sources.stale import stale_source_sweep
 
 
 def housekeeping_rounds(resources: Resources) -> list[Periodic]:
-    return []
+    return [stale_source_sweep(resources)]

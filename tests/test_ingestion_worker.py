@@ -95,3 +95,33 @@ def test_the_worker_recreates_its_consumer_group_when_redis_loses_its_data(
             after = _add_text(client, owner, bot, "The shop closes at six.")
             assert wait_ready(client, owner, bot, after["id"])["status"] == "ready"
         assert "creating it again" in worker.output()
+
+
+def test_sources_whose_jobs_vanished_with_redis_are_queued_again_and_end_ready(
+    start_api: StartApi, services: Services, tmp_path: Path
+) -> None:
+    redis_dir = tmp_path / "redis"
+    redis_dir.mkdir()
+    with RedisServer(redis_dir) as redis_server:  # no persistence: a restart loses everything
+        env = {
+            **_env(services, redis_server.url),
+            "INGEST_JOB_TIMEOUT_SECONDS": "5",
+            "INGEST_REQUEUE_AFTER_SECONDS": "6",
+            "INGEST_REQUEUE_CHECK_SECONDS": "0.5",
+        }
+        api = start_api(env)
+        api.wait_ready()
+        with api.client() as client:
+            owner = sign_up(client)
+            bot = create_chatbot(client, owner)["id"]
+            # Queued while no worker runs; then Redis loses the stream and every job in it.
+            texts = ["The shop opens at nine.", "The shop closes at six.", "Parking is free."]
+            sources = [_add_text(client, owner, bot, text)["id"] for text in texts]
+            redis_server.stop()
+            redis_server.start()
+            poll_until(lambda: client.get("/readyz").status_code, lambda s: s == 200, 20)
+
+            with IngestionWorker(tmp_path, api.env) as worker:
+                for source in sources:
+                    assert wait_ready(client, owner, bot, source)["status"] == "ready"
+            assert worker.output().count("without a job; queued again") == len(sources)

@@ -154,6 +154,10 @@ class Settings(BaseSettings):
     ingest_max_extracted_bytes: PositiveInt = 50 * 1024 * 1024
     # A worker not seen for this long counts as gone: pending sources and /readyz then say so.
     ingest_worker_stale_seconds: PositiveFloat = 30.0
+    # A source pending or processing this long without a change lost its job (Redis lost its
+    # data, a process died): it is queued again. Longer than INGEST_JOB_TIMEOUT_SECONDS.
+    ingest_requeue_after_seconds: PositiveFloat = 900.0
+    ingest_requeue_check_seconds: PositiveFloat = 60.0
     # Hosts or networks that URL sources may reach although they are private (an intranet).
     ingest_url_allowlist: Annotated[tuple[str, ...], NoDecode] = ()
     ingest_fetch_timeout_seconds: PositiveFloat = 10.0
@@ -217,6 +221,12 @@ class Settings(BaseSettings):
             raise ValueError(
                 "MONGO_MIN_POOL_SIZE must not exceed MONGO_MAX_POOL_SIZE "
                 f"({self.mongo_min_pool_size} > {self.mongo_max_pool_size})"
+            )
+        if self.ingest_requeue_after_seconds <= self.ingest_job_timeout_seconds:
+            raise ValueError(
+                "INGEST_REQUEUE_AFTER_SECONDS must exceed INGEST_JOB_TIMEOUT_SECONDS "
+                f"({self.ingest_requeue_after_seconds:g} <= {self.ingest_job_timeout_seconds:g}): "
+                "a source still being processed would be queued again"
             )
         secret = self.jwt_secret.get_secret_value()
         if secret.lower() in _PLACEHOLDER_SECRETS or len(secret) < _MIN_SECRET_LENGTH:

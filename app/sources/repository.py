@@ -51,6 +51,14 @@ class SourceRepository:
         )
         return await self.get(chatbot_id, source_id) if result.modified_count == 1 else None
 
+    async def stale(self, changed_before: datetime, limit: int) -> list[SourceDocument]:
+        """Sources pending or processing whose last change is older than `changed_before`."""
+        unsettled = [SourceStatus.PENDING.value, SourceStatus.PROCESSING.value]
+        found = self._sources.find(
+            {"status": {"$in": unsettled}, "updated_at": {"$lt": changed_before}}, _NO_DATA
+        ).limit(limit)
+        return cast("list[SourceDocument]", await found.to_list())
+
     async def update(self, source_id: str, fields: dict[str, Any]) -> None:
         await self._sources.update_one({"id": source_id}, {"$set": fields})
 
