@@ -109,8 +109,11 @@ def _implied_errors(path: str, operation: dict[str, Any]) -> Iterator[tuple[int,
         yield 422, problem_document("Invalid request; `errors` names each invalid field")
     if path not in PATH_RULES.unlimited:
         yield 429, problem_document("Over a rate limit", RETRY_AFTER)
-    if path not in PATH_RULES.never_queued:
-        yield 503, problem_document("The server is at its concurrency limit", RETRY_AFTER)
+    if path not in PATH_RULES.unlimited:
+        reason = "The database cannot be reached"
+        if path not in PATH_RULES.never_queued:
+            reason = "The server is at its concurrency limit, or the database cannot be reached"
+        yield 503, problem_document(reason, RETRY_AFTER)
     if path not in PATH_RULES.unlimited:
         yield 504, problem_document("No response started within REQUEST_TIMEOUT")
 

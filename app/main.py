@@ -26,6 +26,7 @@ from app.core.middleware import (
     SecurityHeadersMiddleware,
     TimeoutMiddleware,
 )
+from app.core.outage import install_database_outage_handler
 from app.core.periodic import run_periodically
 from app.core.ratelimit import RateLimiter, route_policies
 from app.core.resources import Resources, close_resources, open_resources
@@ -152,6 +153,7 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    install_database_outage_handler(app)
     include_routers(app, metrics=not settings.metrics_port)
     document_api(app)
 

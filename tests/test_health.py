@@ -3,6 +3,8 @@
 import httpx
 
 from tests.conftest import StartApi
+from tests.support.api import create_chatbot, sign_up
+from tests.support.metrics import scrape, value
 from tests.support.processes import FerretDB, free_port, poll_until
 
 # No test here runs an ingestion worker: readiness reports that, and stays ready for it.
@@ -113,3 +115,41 @@ def test_an_unknown_path_is_a_problem_json_404(start_api: StartApi) -> None:
         "status": 404,
         "instance": "/api/no-such-thing",
     }
+
+
+def test_requests_needing_the_database_get_503_while_it_is_gone_and_recover_without_a_restart(
+    start_api: StartApi, private_ferretdb: FerretDB
+) -> None:
+    api = start_api(
+        {"MONGO_URL": private_ferretdb.url, "MONGO_SERVER_SELECTION_TIMEOUT_MS": "1000"}
+    )
+    api.wait_ready()
+    with api.client() as client:
+        owner = sign_up(client)
+        bot = create_chatbot(client, owner)["id"]
+        private_ferretdb.stop()
+        refused = [
+            client.get("/api/chatbots", headers=owner.headers),
+            client.post("/api/chatbots", json={"name": "Down"}, headers=owner.headers),
+            client.post(
+                f"/api/chatbots/{bot}/chat", json={"message": "Hello?"}, headers=owner.headers
+            ),
+        ]
+        for response in refused:
+            assert response.status_code == 503, response.text
+            assert response.headers["content-type"] == "application/problem+json"
+            assert response.headers["retry-after"] == "5"
+            assert response.json()["detail"] == "The database cannot be reached; try again shortly"
+        assert value(scrape(client), "botsmith_database_unavailable_total") >= len(refused)
+
+        private_ferretdb.start()
+        listed = poll_until(
+            lambda: client.get("/api/chatbots", headers=owner.headers),
+            lambda r: r.status_code == 200,
+            20,
+        )
+        assert [item["id"] for item in listed.json()["items"]] == [bot]
+    log = api.output()
+    # One warning per outage and process, no traceback per request.
+    assert "Traceback" not in log
+    assert 1 <= log.count("database unavailable, answering 503") <= 2

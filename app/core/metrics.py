@@ -94,6 +94,10 @@ MONGO_POOL_WAITING = Gauge(
     "Operations waiting for a MongoDB connection.",
     multiprocess_mode="livesum",
 )
+DATABASE_UNAVAILABLE = Counter(
+    "botsmith_database_unavailable",
+    "Requests answered 503 because MongoDB could not be reached.",
+)
 MONGO_POOL_CHECKOUT_WAITS = Counter(
     "botsmith_mongo_pool_checkout_waits",
     "Connection checkouts that had to wait for a free connection.",
