@@ -16,19 +16,11 @@ from app.chat.schemas import (
     PublicFeedback,
 )
 from app.chat.sse import SSE_CONTENT, sse_response
+from app.chatbots.cors import Origin, allow_origin, answer_preflight
 from app.chatbots.dependencies import PublicBot
 from app.core.errors import problem_responses
 
 router = APIRouter(prefix="/public/chatbots/{chatbot_id}", tags=["widget"])
-ALLOWED_METHODS = "GET, POST, OPTIONS"
-ALLOWED_HEADERS = "Content-Type, Accept, X-Request-ID"
-Origin = Annotated[str | None, Header()]
-
-
-def _allow(response: Response, origin: str | None) -> None:
-    if origin is not None:
-        response.headers["Access-Control-Allow-Origin"] = origin
-        response.headers["Vary"] = "Origin"
 
 
 @router.options(
@@ -39,17 +31,14 @@ def _allow(response: Response, origin: str | None) -> None:
 @router.options("/chat", status_code=status.HTTP_204_NO_CONTENT, include_in_schema=False)
 @router.options("", status_code=status.HTTP_204_NO_CONTENT, include_in_schema=False)
 async def preflight(chatbot: PublicBot, response: Response, origin: Origin = None) -> None:
-    _allow(response, origin)
-    response.headers["Access-Control-Allow-Methods"] = ALLOWED_METHODS
-    response.headers["Access-Control-Allow-Headers"] = ALLOWED_HEADERS
-    response.headers["Access-Control-Max-Age"] = "600"
+    answer_preflight(response, origin, "GET, POST, OPTIONS")
 
 
 @router.get("", responses=problem_responses(403, 404))
 async def widget_config(
     chatbot: PublicBot, response: Response, origin: Origin = None
 ) -> PublicChatbot:
-    _allow(response, origin)
+    allow_origin(response, origin)
     return PublicChatbot.model_validate(chatbot)
 
 
@@ -70,9 +59,9 @@ async def widget_chat(
     conversation = await visitor_conversation(service, chatbot, body)
     if body.stream or "text/event-stream" in accept:
         streaming = sse_response(service.events(chatbot, body, conversation))
-        _allow(streaming, origin)
+        allow_origin(streaming, origin)
         return streaming
-    _allow(response, origin)
+    allow_origin(response, origin)
     return await service.answer_in(chatbot, body, conversation)
 
 
@@ -86,5 +75,5 @@ async def widget_feedback(
     origin: Origin = None,
 ) -> MessageOut:
     """A visitor's thumbs up or down on an answer in one of their own conversations."""
-    _allow(response, origin)
+    allow_origin(response, origin)
     return await service.visitor_feedback(chatbot, message_id, body)

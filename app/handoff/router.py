@@ -3,8 +3,9 @@ claim, reply and close (the owner and the bot's invited agents), and the owner's
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Query, Response, status
+from fastapi import APIRouter, Path, Query, Response, status
 
+from app.chatbots.cors import Origin, allow_origin, answer_preflight
 from app.chatbots.dependencies import BotCaller, OwnedChatbot, PublicBot
 from app.core.errors import problem_responses
 from app.core.schemas import Cursor, Limit, Page
@@ -24,9 +25,6 @@ from app.handoff.schemas import (
 ItemId = Annotated[str, Path(max_length=64)]
 router = APIRouter(prefix="/chatbots/{chatbot_id}", tags=["handoff"])
 public_router = APIRouter(prefix="/public/chatbots/{chatbot_id}", tags=["widget"])
-ALLOWED_METHODS = "POST, OPTIONS"
-ALLOWED_HEADERS = "Content-Type, Accept, X-Request-ID"
-Origin = Annotated[str | None, Header()]
 
 
 @router.post(
@@ -117,12 +115,6 @@ async def remove_agent(agent_id: ItemId, chatbot: OwnedChatbot, agents: AgentSer
     await agents.remove(chatbot, agent_id)
 
 
-def _allow(response: Response, origin: str | None) -> None:
-    if origin is not None:
-        response.headers["Access-Control-Allow-Origin"] = origin
-        response.headers["Vary"] = "Origin"
-
-
 @public_router.options(
     "/conversations/{conversation_id}/handoff",
     status_code=status.HTTP_204_NO_CONTENT,
@@ -131,10 +123,7 @@ def _allow(response: Response, origin: str | None) -> None:
 async def preflight(
     conversation_id: ItemId, chatbot: PublicBot, response: Response, origin: Origin = None
 ) -> None:
-    _allow(response, origin)
-    response.headers["Access-Control-Allow-Methods"] = ALLOWED_METHODS
-    response.headers["Access-Control-Allow-Headers"] = ALLOWED_HEADERS
-    response.headers["Access-Control-Max-Age"] = "600"
+    answer_preflight(response, origin, "POST, OPTIONS")
 
 
 @public_router.post(
@@ -152,7 +141,7 @@ async def visitor_handoff(
     """A visitor asks for a person in one of their own conversations (another visitor's looks
     missing). Subscribe to the conversation on the visitor WebSocket for the agent's messages.
     409 when the bot's handoff is not enabled."""
-    _allow(response, origin)
+    allow_origin(response, origin)
     out = await handoffs.request(
         chatbot, conversation_id, Requester.VISITOR, session_id=body.session_id
     )

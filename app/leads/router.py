@@ -5,12 +5,13 @@ import inspect
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query, Request, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
 from fastapi.routing import APIRoute
 from pydantic import AwareDatetime
 
+from app.chatbots.cors import Origin, allow_origin, answer_preflight
 from app.chatbots.dependencies import BotCaller, OwnedChatbot, PublicBot
 from app.core.errors import DomainError, problem_responses
 from app.core.schemas import Cursor, Limit, Page
@@ -26,19 +27,12 @@ Until = Annotated[
     AwareDatetime | None, Query(description="Leads created before this (ISO 8601 with offset)")
 ]
 LeadId = Annotated[str, Path(max_length=64)]
-Origin = Annotated[str | None, Header()]
 UPDATED: dict[int | str, dict[str, Any]] = {
     status.HTTP_200_OK: {
         "model": LeadOut,
         "description": "The session already had a lead: it is updated with these details",
     }
 }
-
-
-def _allow(response: Response, origin: str | None) -> None:
-    if origin is not None:
-        response.headers["Access-Control-Allow-Origin"] = origin
-        response.headers["Vary"] = "Origin"
 
 
 class VisitorRoute(APIRoute):
@@ -59,7 +53,7 @@ class VisitorRoute(APIRoute):
                 response = request.app.exception_handlers[kind](request, error)
                 if inspect.isawaitable(response):
                     response = await response
-                _allow(response, origin)
+                allow_origin(response, origin)
                 return response  # type: ignore[no-any-return]
 
         return handle_readably
@@ -73,10 +67,7 @@ router = APIRouter(prefix="/chatbots/{chatbot_id}/leads", tags=["leads"])
 
 @public_router.options("/leads", status_code=status.HTTP_204_NO_CONTENT, include_in_schema=False)
 async def preflight(chatbot: PublicBot, response: Response, origin: Origin = None) -> None:
-    _allow(response, origin)
-    response.headers["Access-Control-Allow-Methods"] = "POST, OPTIONS"
-    response.headers["Access-Control-Allow-Headers"] = "Content-Type, Accept, X-Request-ID"
-    response.headers["Access-Control-Max-Age"] = "600"
+    answer_preflight(response, origin, "POST, OPTIONS")
 
 
 @public_router.post(
@@ -94,7 +85,7 @@ async def widget_lead(
     """A visitor's details from the bot's lead form: 201 for the session's first lead, 200 when
     a later submit from the same session updates it. 409 when the bot's form is off."""
     lead, created = await service.submit(chatbot, body, LeadOrigin.WIDGET)
-    _allow(response, origin)
+    allow_origin(response, origin)
     if not created:
         response.status_code = status.HTTP_200_OK
     return lead
