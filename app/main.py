@@ -68,7 +68,11 @@ def open_container(settings: Settings, database_prepared: asyncio.Event) -> Cont
     return Container(
         resources=resources,
         rate_limiter=RateLimiter(
-            resources.redis, resources.redis_circuit, route_policies(settings)
+            resources.redis,
+            resources.redis_circuit,
+            route_policies(settings),
+            settings.rate_limit_sync_seconds,
+            settings.rate_limit_exact_margin,
         ),
         login_throttle=FailureCounter(
             resources.redis,
@@ -117,6 +121,7 @@ async def lifespan(app: BotSmithApp) -> AsyncIterator[None]:
     resources.events.listen(hub.on_event)
     resources.events.start()
     app.before_shutdown.append(hub.close_all)
+    app.before_shutdown.append(container.rate_limiter.close)
     background = [
         asyncio.create_task(prepare_database(resources, prepared)),
         asyncio.create_task(resources.reads.watch(settings.read_policy_reload_seconds)),

@@ -1,12 +1,14 @@
 """Rate limits shared through Redis, fail-open, request timeouts and the concurrency limit,
 through real gunicorn workers."""
 
+import math
 import os
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import redis
 
 from tests.conftest import StartApi
 from tests.support.api import assert_problem
@@ -203,3 +205,43 @@ def test_request_ids_are_kept_when_sane_and_appear_in_the_slow_request_log(
     log = poll_until(api.output, lambda text: marker in text, 5)
     line = next(line for line in log.splitlines() if marker in line)
     assert "[abc-123]" in line
+
+
+def test_far_from_the_limit_processes_admit_locally_and_the_limit_holds_across_them(
+    start_api: StartApi, private_redis: RedisServer
+) -> None:
+    limit, sync_seconds = 300, 0.1
+    env = {
+        **DEFAULT_LIMITS,
+        "REDIS_URL": private_redis.url,
+        "RATE_LIMIT_PER_MINUTE": str(limit),
+        "RATE_LIMIT_SYNC_SECONDS": str(sync_seconds),
+    }
+    first, second = start_api(env), start_api(env)  # two pods sharing one Redis
+    client = _fresh_address()
+    with redis.Redis.from_url(private_redis.url) as store:
+        scripts_before = _script_calls(store)
+        _start_of_a_minute_window()
+        statuses = []
+        started = time.monotonic()
+        with first.client() as one, second.client() as other:
+            for i in range(limit + 100):
+                api = one if i % 2 == 0 else other
+                statuses.append(api.get("/api/health", headers=_from(client)).status_code)
+        rate = len(statuses) / (time.monotonic() - started)
+        scripts = _script_calls(store) - scripts_before
+
+    allowed = statuses.count(200)
+    print(f"\n{allowed} of {len(statuses)} allowed at {rate:.0f} req/s; {scripts} script calls")
+    assert set(statuses) == {200, 429}
+    # The bound of app/core/limitview.py, taking the sync's round trip as one more interval.
+    margin = max(10, math.ceil(limit * 0.1))
+    bound = max(0, math.ceil(rate * 2 * sync_seconds) - margin)
+    assert limit <= allowed <= limit + bound, (allowed, rate)
+    # Most requests were admitted without the script: far from the limit, locally.
+    assert scripts < allowed / 2, scripts
+
+
+def _script_calls(store: redis.Redis) -> int:
+    stats = store.info("commandstats")
+    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))

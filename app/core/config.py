@@ -97,6 +97,11 @@ class Settings(BaseSettings):
     rate_limit_login_per_hour: PositiveInt = 100
     rate_limit_public_per_minute: PositiveInt = 60
     rate_limit_public_per_hour: PositiveInt = 1000
+    # Clients far from their limits are admitted from each process's view of the counters,
+    # synced with Redis this often (0: every request asks Redis); within this fraction of a
+    # limit, Redis decides exactly. Error bound: app/core/limitview.py.
+    rate_limit_sync_seconds: Annotated[float, Field(ge=0, le=5)] = 0.1
+    rate_limit_exact_margin: Annotated[float, Field(ge=0, le=1)] = 0.1
     redis_retry_after_failure_seconds: PositiveFloat = 2.0
 
     # WebSockets

@@ -3,10 +3,19 @@
 Each policy (for example 200 a minute and 5000 an hour) keeps a counter for the current and the
 previous window; the estimate weighs the previous one by how much of it still overlaps the
 sliding window. One Lua script checks every policy and counts the request only when all allow
-it: one Redis round trip per request. Without Redis the same arithmetic runs in-process.
+it. Without Redis the same arithmetic runs in-process.
+
+Local first (`app.core.limitview`): a client this process has seen lately and who is far from
+their limits is admitted from the process's own view of the counters, which is added to Redis
+and refreshed from it every RATE_LIMIT_SYNC_SECONDS; near a limit (within
+RATE_LIMIT_EXACT_MARGIN of it), for a client new to the process and for every refusal, the script
+decides, exactly. The error bound is in LocalView's docstring.
 """
 
+import asyncio
+import contextlib
 import hashlib
+import logging
 import math
 import time
 from collections import OrderedDict
@@ -15,21 +24,34 @@ from dataclasses import dataclass
 from redis.exceptions import NoScriptError, RedisError
 
 from app.core.config import Settings
+from app.core.limitview import LocalView, window_keys
 from app.core.metrics import RATE_LIMIT_DECISIONS, RATE_LIMIT_FAIL_OPEN
 from app.core.redis import RedisBatcher, RedisCircuit, RedisClient
 
 # KEYS: per policy, the current then the previous window's counter.
-# ARGV: now (ms), then per policy: limit, window (ms). Returns per policy: count after, allowed
-# flag for all, then per policy: milliseconds until one more request would be allowed.
+# ARGV: now (ms), then per policy: limit, window (ms), and the requests admitted locally and not
+# yet counted in Redis, for the current and the previous window (added first). Returns the
+# allowed flag for all, then per policy: the estimate after, and the milliseconds until one more
+# request would be allowed.
 _SLIDING_WINDOW = """
 local now = tonumber(ARGV[1])
-local policies = (#ARGV - 1) / 2
+local policies = (#ARGV - 1) / 4
 local allowed = 1
 local estimates = {}
 local retries = {}
 for i = 1, policies do
-  local limit = tonumber(ARGV[2 * i])
-  local window = tonumber(ARGV[2 * i + 1])
+  local window = tonumber(ARGV[4 * i - 1])
+  for k = 0, 1 do
+    local unsynced = tonumber(ARGV[4 * i + k])
+    if unsynced > 0 then
+      redis.call('INCRBY', KEYS[2 * i - 1 + k], unsynced)
+      redis.call('PEXPIRE', KEYS[2 * i - 1 + k], window * 2)
+    end
+  end
+end
+for i = 1, policies do
+  local limit = tonumber(ARGV[4 * i - 2])
+  local window = tonumber(ARGV[4 * i - 1])
   local current = tonumber(redis.call('GET', KEYS[2 * i - 1]) or '0')
   local previous = tonumber(redis.call('GET', KEYS[2 * i]) or '0')
   local elapsed = (now % window) / window
@@ -48,7 +70,7 @@ for i = 1, policies do
 end
 if allowed == 1 then
   for i = 1, policies do
-    local window = tonumber(ARGV[2 * i + 1])
+    local window = tonumber(ARGV[4 * i - 1])
     redis.call('INCR', KEYS[2 * i - 1])
     redis.call('PEXPIRE', KEYS[2 * i - 1], window * 2)
     estimates[i] = estimates[i] + 1
@@ -61,6 +83,9 @@ for i = 1, policies do
 end
 return result
 """
+
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,14 +117,6 @@ class Decision:
 def _number(value: object) -> float:
     """A script result: Redis returns integers, and strings as bytes."""
     return float(value.decode() if isinstance(value, bytes) else str(value))
-
-
-def _window_keys(identity: str, policy: Policy, now_ms: int) -> tuple[str, str]:
-    window_ms = policy.window_seconds * 1000
-    index = now_ms // window_ms
-    # The hash tag keeps one client's keys in one Redis Cluster slot.
-    base = f"botsmith:rl:{{{identity}}}:{policy.window_seconds}"
-    return f"{base}:{index}", f"{base}:{index - 1}"
 
 
 def route_policies(settings: Settings) -> dict[str, tuple[Policy, ...]]:
@@ -151,35 +168,97 @@ class RateLimiter:
         redis: RedisClient | None,
         circuit: RedisCircuit,
         policies: dict[str, tuple[Policy, ...]],
+        sync_seconds: float = 0.0,
+        exact_margin: float = 0.1,
     ) -> None:
+        """sync_seconds > 0 (with Redis) admits clients far from their limits from this
+        process's view of the counters, synced that often (`app.core.limitview`)."""
         self._redis = redis
         self._circuit = circuit
         self._policies = policies
         self._sha = hashlib.sha1(_SLIDING_WINDOW.encode()).hexdigest()
         self._batcher = RedisBatcher(redis) if redis is not None else None
         self._local: dict[str, tuple[int, int]] = {}  # key -> (window index, count)
+        self._sync_seconds = sync_seconds
+        use_view = redis is not None and sync_seconds > 0
+        self._view = LocalView(sync_seconds, exact_margin) if use_view else None
+        self._syncing: asyncio.Task[None] | None = None
 
     async def hit(self, identity: str, route_class: str) -> Decision:
         policies = self._policies[route_class]
         now_ms = int(time.time() * 1000)
+        raw: list[object] | None
         if self._redis is None:
             raw = self._hit_local(identity, policies, now_ms)
         else:
             if self._circuit.is_open:
                 return self._fail_open(route_class, policies)
-            keys = [key for policy in policies for key in _window_keys(identity, policy, now_ms)]
-            args: list[int] = [now_ms]
-            for policy in policies:
-                args += [policy.limit, policy.window_seconds * 1000]
-            try:
-                raw = await self._run_script(keys, args)
-            except RedisError as error:
-                self._circuit.record_failure("rate limiting", error)
-                return self._fail_open(route_class, policies)
-            self._circuit.record_success()
+            raw = self._admit_locally(identity, policies, now_ms)
+            if raw is None:
+                try:
+                    raw = await self._hit_redis(identity, policies, now_ms)
+                except RedisError as error:
+                    self._circuit.record_failure("rate limiting", error)
+                    return self._fail_open(route_class, policies)
+                self._circuit.record_success()
         decision = self._decide(raw, policies, now_ms)
         RATE_LIMIT_DECISIONS.labels(route_class, "allowed" if decision.allowed else "limited").inc()
         return decision
+
+    def _admit_locally(
+        self, identity: str, policies: tuple[Policy, ...], now_ms: int
+    ) -> list[object] | None:
+        if self._view is None:
+            return None
+        if self._syncing is None or self._syncing.done():
+            self._syncing = asyncio.create_task(self._sync_forever(self._view))
+        return self._view.admit(identity, policies, now_ms)
+
+    async def _hit_redis(
+        self, identity: str, policies: tuple[Policy, ...], now_ms: int
+    ) -> list[object]:
+        """The exact decision: the script, given the requests admitted locally and not yet
+        counted in Redis."""
+        keys = [key for policy in policies for key in window_keys(identity, policy, now_ms)]
+        view = self._view
+        taken = [view.take_unsynced(key) if view else 0 for key in keys]
+        args: list[int] = [now_ms]
+        for i, policy in enumerate(policies):
+            args += [policy.limit, policy.window_seconds * 1000, taken[2 * i], taken[2 * i + 1]]
+        try:
+            raw = await self._run_script(keys, args)
+        except BaseException:
+            if view is not None:
+                for key, count, policy in zip(keys, taken, _each_twice(policies), strict=True):
+                    view.give_back(key, policy.window_seconds * 1000, count)
+            raise
+        if view is not None:
+            view.track(identity, policies)
+        return raw
+
+    async def _sync_forever(self, view: LocalView) -> None:
+        assert self._redis is not None
+        while True:
+            await asyncio.sleep(self._sync_seconds)
+            if self._circuit.is_open:
+                continue
+            try:
+                await view.sync(self._redis)
+            except RedisError as error:
+                self._circuit.record_failure("rate limiting", error)
+            except Exception:
+                logger.exception("rate-limit view sync failed; it runs again")
+
+    async def close(self) -> None:
+        """Stops syncing, adding what was admitted locally to Redis first."""
+        if self._syncing is None:
+            return
+        self._syncing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._syncing
+        if self._view is not None and self._redis is not None:
+            with contextlib.suppress(RedisError):
+                await self._view.sync(self._redis)
 
     async def _run_script(self, keys: list[str], args: list[int]) -> list[object]:
         """EVALSHA through the batcher, loading the script on NOSCRIPT (first use, restarts)."""
@@ -228,7 +307,7 @@ class RateLimiter:
         for policy in policies:
             window_ms = policy.window_seconds * 1000
             index = now_ms // window_ms
-            current_key, previous_key = _window_keys(identity, policy, now_ms)
+            current_key, previous_key = window_keys(identity, policy, now_ms)
             current = self._count(current_key, index)
             previous = self._count(previous_key, index - 1)
             elapsed = (now_ms % window_ms) / window_ms
@@ -262,3 +341,8 @@ class RateLimiter:
             window_ms = int(key.rsplit(":", 2)[-2]) * 1000
             if index < now_ms // window_ms - 1:
                 del self._local[key]
+
+
+def _each_twice(policies: tuple[Policy, ...]) -> list[Policy]:
+    """The policy of each of `window_keys`' keys, in their order."""
+    return [policy for policy in policies for _ in range(2)]
