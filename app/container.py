@@ -54,6 +54,8 @@ class BotSmithApp(FastAPI):
         super().__init__(**options)
         self.settings = settings
         self.before_shutdown: list[Callable[[], Awaitable[None]]] = []
+        # Set when the server stops: every response then closes its connection (`app.serving`).
+        self.draining = False
 
 
 def container_of(connection: HTTPConnection) -> Container:

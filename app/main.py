@@ -121,7 +121,6 @@ async def lifespan(app: BotSmithApp) -> AsyncIterator[None]:
     resources.events.listen(hub.on_event)
     resources.events.start()
     app.before_shutdown.append(hub.close_all)
-    app.before_shutdown.append(container.rate_limiter.close)
     background = [
         asyncio.create_task(prepare_database(resources, prepared)),
         asyncio.create_task(resources.reads.watch(settings.read_policy_reload_seconds)),
@@ -141,6 +140,7 @@ async def lifespan(app: BotSmithApp) -> AsyncIterator[None]:
     finally:
         for task in background:
             task.cancel()
+        await container.rate_limiter.close()  # what it admitted locally, added to Redis
         await close_resources(resources)
 
 

@@ -6,6 +6,7 @@ import os
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from typing import cast
 
 import httpx
 import redis
@@ -243,5 +244,5 @@ def test_far_from_the_limit_processes_admit_locally_and_the_limit_holds_across_t
 
 
 def _script_calls(store: redis.Redis) -> int:
-    stats = store.info("commandstats")
-    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+    stats = cast(dict[str, dict[str, int]], store.info("commandstats"))
+    return stats.get("cmdstat_evalsha", {}).get("calls", 0)

@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     # Serving
     uvicorn_workers: Annotated[int, Field(ge=1, le=64)] = 4
     gunicorn_graceful_timeout: PositiveInt = 30
+    # A stopping worker serves requests still arriving on open connections this long, each
+    # with `Connection: close`, before closing what is left (part of the graceful timeout).
+    shutdown_drain_seconds: Annotated[float, Field(ge=0, le=30)] = 1.0
     gunicorn_keepalive: PositiveInt = 5
     gunicorn_max_requests: Annotated[int, Field(ge=0)] = 10_000
     gunicorn_max_requests_jitter: Annotated[int, Field(ge=0)] = 1_000

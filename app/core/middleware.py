@@ -124,6 +124,8 @@ class RequestContextMiddleware:
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
                 headers.append((b"x-process-time", f"{elapsed:.6f}".encode()))
+                if getattr(scope.get("app"), "draining", False):  # the server is stopping
+                    headers.append((b"connection", b"close"))
                 message = {**message, "headers": headers}
             await send(message)
 
