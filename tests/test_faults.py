@@ -23,10 +23,11 @@ CHAT_EVERY = 5  # one request in five is a chat turn, the others cached reads
 
 @dataclass
 class Load:
-    """CLIENTS threads sending requests in a loop until stopped; each outcome is counted under
-    the phase in which its request started."""
+    """CLIENTS threads sending requests in a loop until stopped, each to one of `endpoints`
+    in turn (as a Service spreads them over ready pods); each outcome is counted under the phase
+    in which its request started."""
 
-    base_url: str
+    endpoints: list[str]
     owner: Account
     bot: str
     phase: str = "steady"
@@ -37,21 +38,23 @@ class Load:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def run(self) -> None:
-        with httpx.Client(base_url=self.base_url, timeout=15) as client:
+        with httpx.Client(timeout=15) as client:
             sent = 0
             while not self.stopping.is_set():
                 sent += 1
                 phase = self.phase
+                endpoints = list(self.endpoints)
+                base = endpoints[sent % len(endpoints)]
                 try:
                     if sent % CHAT_EVERY == 0:
                         response = client.post(
-                            f"/api/chatbots/{self.bot}/chat",
+                            f"{base}/api/chatbots/{self.bot}/chat",
                             json={"message": "When does the shop open?"},
                             headers=self.owner.headers,
                         )
                     else:
                         response = client.get(
-                            f"/api/chatbots/{self.bot}", headers=self.owner.headers
+                            f"{base}/api/chatbots/{self.bot}", headers=self.owner.headers
                         )
                 except httpx.TransportError:
                     with self.lock:
@@ -109,7 +112,7 @@ def test_the_api_degrades_cleanly_and_recovers_under_load(
         with api.client() as client:
             owner = sign_up(client)
             bot = create_chatbot(client, owner)["id"]
-        load = Load(api.base_url, owner, bot)
+        load = Load([api.base_url], owner, bot)
         threads = [threading.Thread(target=load.run) for _ in range(CLIENTS)]
         for thread in threads:
             thread.start()
@@ -168,3 +171,41 @@ def test_the_api_degrades_cleanly_and_recovers_under_load(
                 assert roles.get(message) == "assistant"
                 assert "user" in roles.values()
         assert "Traceback" not in api.output()
+
+
+def test_a_rolling_restart_under_load_loses_no_request(
+    start_api: StartApi, private_ferretdb: FerretDB
+) -> None:
+    env = {"MONGO_URL": private_ferretdb.url}
+    pods = [start_api(env), start_api(env)]
+    for pod in pods:
+        pod.wait_ready()
+    with pods[0].client() as client:
+        owner = sign_up(client)
+        bot = create_chatbot(client, owner)["id"]
+    load = Load([pod.base_url for pod in pods], owner, bot)
+    threads = [threading.Thread(target=load.run) for _ in range(CLIENTS)]
+    for thread in threads:
+        thread.start()
+    try:
+        _recovers(load, "steady")
+        for i, old in enumerate(list(pods)):
+            # As Kubernetes does: the pod leaves the Service, then gets SIGTERM; its
+            # replacement joins once ready.
+            load.phase = f"replacing pod {i}"
+            load.endpoints = [pod.base_url for pod in pods if pod is not old]
+            old.signal(signal.SIGTERM)
+            assert old.wait(30) == 0
+            new = start_api(env)
+            new.wait_ready()
+            pods[i] = new
+            load.endpoints = [pod.base_url for pod in pods]
+            _recovers(load, f"pod {i} replaced")
+    finally:
+        load.stopping.set()
+        for thread in threads:
+            thread.join(30)
+
+    print(f"\noutcomes by phase: {dict(load.statuses)}; dropped: {dict(load.dropped)}")
+    assert {status for _, status in load.statuses} == {200}
+    assert not load.dropped
