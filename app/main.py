@@ -126,13 +126,15 @@ async def lifespan(app: BotSmithApp) -> AsyncIterator[None]:
         asyncio.create_task(resources.reads.watch(settings.read_policy_reload_seconds)),
         asyncio.create_task(push_status(hub, container.health, settings.websocket_status_interval)),
         asyncio.create_task(record_memory_every(MEMORY_SAMPLE_SECONDS)),
-        asyncio.create_task(run_periodically(resources.redis, unclaimed_handoff_sweep(resources))),
+        asyncio.create_task(
+            run_periodically(resources.redis, unclaimed_handoff_sweep(resources), settings.db_name)
+        ),
     ]
     if resources.redis is None:  # else `botsmith worker` sends the webhooks and keeps house
         loop = DeliveryLoop(resources, container.webhook_egress)
         background.append(asyncio.create_task(loop.run()))
         background += [
-            asyncio.create_task(run_periodically(None, periodic))
+            asyncio.create_task(run_periodically(None, periodic, settings.db_name))
             for periodic in housekeeping_rounds(resources)
         ]
     try:

@@ -48,7 +48,7 @@ async def test_of_many_processes_one_runs_a_round_and_the_next_waits_an_interval
         assert runs == [1]
         # The finished round keeps the lease for (most of) an interval: no round runs now.
         assert await run_round(redis, periodic) is None
-        ttl = await redis.pttl(KEY_PREFIX + periodic.name)
+        ttl = await redis.pttl(f"{KEY_PREFIX}:{periodic.name}")  # no scope given
         assert 50_000 < ttl <= 54_000
     finally:
         for client in clients:

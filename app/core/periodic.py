@@ -1,7 +1,9 @@
 """Housekeeping rounds that one process at a time runs, however many replicas there are.
 
 A round starts every `interval` seconds in each process, but only the process that takes the
-round's lease in Redis (SET NX with a random token) runs it. The lease is renewed while the round
+round's lease in Redis (SET NX with a random token) runs it. A lease is named after the round
+and the deployment's database (`scope`), so deployments sharing one Redis do not hold each
+other's rounds. The lease is renewed while the round
 runs, so a long round stays one process's; when the round ends its lease is kept for `interval`,
 so the next round, wherever it runs, starts about one interval later. A process that dies
 mid-round leaves the lease to expire (at most LEASE_SECONDS) and another process takes over.
@@ -86,9 +88,9 @@ class Lease:
                 await renewer
 
 
-async def run_round(redis: RedisClient | None, periodic: Periodic) -> int | None:
+async def run_round(redis: RedisClient | None, periodic: Periodic, scope: str = "") -> int | None:
     """Runs one round if this process takes its lease; None when another process has it."""
-    lease = Lease(redis, periodic.name)
+    lease = Lease(redis, f"{scope}:{periodic.name}")
     try:
         taken = await lease.take(max(LEASE_SECONDS, periodic.interval))
     except RedisError as error:
@@ -106,7 +108,10 @@ async def run_round(redis: RedisClient | None, periodic: Periodic) -> int | None
 
 
 async def run_periodically(
-    redis: RedisClient | None, periodic: Periodic, stopping: asyncio.Event | None = None
+    redis: RedisClient | None,
+    periodic: Periodic,
+    scope: str,
+    stopping: asyncio.Event | None = None,
 ) -> None:
     """Runs `periodic` every interval until cancelled or `stopping` is set; a failed round is
     logged and the next one runs as usual."""
@@ -117,7 +122,7 @@ async def run_periodically(
         if stopping.is_set():
             return
         try:
-            done = await run_round(redis, periodic)
+            done = await run_round(redis, periodic, scope)
         except PyMongoError as error:
             logger.warning("%s failed, it runs again: %s", periodic.name, error)
         except Exception:

@@ -81,7 +81,7 @@ async def run_worker(
     webhooks = DeliveryLoop(resources, PinnedEgress.configured(settings))
     background = [asyncio.create_task(webhooks.run(stopping))]
     background += [
-        asyncio.create_task(run_periodically(redis, periodic, stopping))
+        asyncio.create_task(run_periodically(redis, periodic, settings.db_name, stopping))
         for periodic in rounds(resources)
     ]
     try:
