@@ -66,7 +66,7 @@ bench-cpu:  ## CPU time per request of the hot routes, alternating between sourc
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	.venv/bin/python bench/cpu_per_request.py $(ARGS)
 
-bench-analytics:  ## analytics p95, cold and cached, for a bot with 100,000 messages over 30 days
+bench-analytics:  ## analytics p95, cold and cached, for a bot with 100,000 messages over 30 days (ARGS="--messages 1000000")
 	bash scripts/bootstrap.sh
 	.venv/bin/python bench/analytics_bench.py $(ARGS)
 

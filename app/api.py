@@ -12,6 +12,7 @@ from fastapi import APIRouter, FastAPI
 from app.admin.router import router as admin_router
 from app.analytics.router import router as analytics_router
 from app.apikeys.router import router as apikeys_router
+from app.audit.router import audit_router
 from app.chat.public import router as public_chat_router
 from app.chat.router import router as chat_router
 from app.chat.sse import event_schemas
@@ -20,15 +21,19 @@ from app.core.errors import SCHEMA_REF, problem_document, problem_schemas
 from app.core.metrics import metrics_router
 from app.core.middleware import PathRules
 from app.evaluation.router import router as evaluation_router
+from app.governance.router import router as governance_router
 from app.handoff.router import public_router as public_handoff_router
 from app.handoff.router import router as handoff_router
 from app.health.router import api_router as health_api_router
 from app.health.router import probe_router
 from app.leads.router import public_router as public_leads_router
 from app.leads.router import router as leads_router
+from app.quotas.router import router as quotas_router
 from app.realtime.router import router as realtime_router
 from app.retrieval.router import router as retrieval_router
+from app.sources.router import defaults_router as source_defaults_router
 from app.sources.router import router as sources_router
+from app.users.dependencies import admin_user, current_user
 from app.users.router import auth_router, users_router
 from app.webhooks.router import router as webhooks_router
 from app.widget.router import router as widget_router
@@ -38,9 +43,11 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     auth_router,
     users_router,
     admin_router,
+    audit_router(current_user, admin_user),
     chatbots_router,
     apikeys_router,
     sources_router,
+    source_defaults_router,
     retrieval_router,
     chat_router,
     public_chat_router,
@@ -48,10 +55,12 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     public_leads_router,
     realtime_router,
     analytics_router,
+    quotas_router,
     evaluation_router,
     handoff_router,
     public_handoff_router,
     webhooks_router,
+    governance_router,
 )
 ROOT_ROUTERS: tuple[APIRouter, ...] = (probe_router, metrics_router, widget_router)
 

@@ -122,6 +122,18 @@ def _eval_command(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def _analytics_command(args: argparse.Namespace) -> int:
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    from app.analytics.commands import run_backfill, run_check
+
+    if args.action == "backfill":
+        print(asyncio.run(run_backfill(args.chatbot)))
+        return 0
+    report, agree = asyncio.run(run_check(args.chatbot))
+    print(report, file=sys.stdout if agree else sys.stderr)
+    return 0 if agree else 1
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="botsmith", description="BotSmith AI service commands")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -163,6 +175,16 @@ def _build_parser() -> argparse.ArgumentParser:
         "--strict", action="store_true", help="exit 1 if an index failed or is mismatched"
     )
     indexes.set_defaults(handler=_indexes_command)
+
+    analytics = commands.add_parser(
+        "analytics",
+        help="rebuild the hourly analytics rollups from the raw messages, or check them",
+        description="backfill: replace the rollups with a recount of the raw messages. "
+        "check: compare them; exit 1 with the differences when they disagree.",
+    )
+    analytics.add_argument("action", choices=["backfill", "check"])
+    analytics.add_argument("--chatbot", metavar="ID", help="one chatbot (default: every chatbot)")
+    analytics.set_defaults(handler=_analytics_command)
 
     evaluate = commands.add_parser(
         "eval",

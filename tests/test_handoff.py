@@ -16,7 +16,14 @@ import pytest
 from websockets.sync.client import ClientConnection, connect
 
 from tests.conftest import Services, StartApi
-from tests.support.api import Account, assert_problem, create_chatbot, read_sse, sign_up
+from tests.support.api import (
+    Account,
+    analytics_command,
+    assert_problem,
+    create_chatbot,
+    read_sse,
+    sign_up,
+)
 from tests.support.processes import ApiServer
 
 FALLBACK = "Nobody is here right now: leave your email and we will write back."
@@ -374,6 +381,9 @@ def test_an_unclaimed_handoff_sends_the_fallback_message_once(
         f"/api/chatbots/{bot}/conversations/{conversation}", headers=owner.headers
     ).json()
     assert [m["content"] for m in detail["messages"]].count(FALLBACK) == 1
+    # The fallback is in the analytics rollups as the recount of the stored messages has it.
+    check = analytics_command(servers.first.env, "check", bot)
+    assert check.returncode == 0, check.stdout + check.stderr
     listed = http.get(f"/api/chatbots/{bot}/handoffs", headers=owner.headers).json()
     assert listed["items"][0]["fallback_sent_at"] is not None
     # Nobody came, but the handoff stays open: an agent may still take it.

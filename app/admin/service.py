@@ -12,6 +12,8 @@ from app.admin.schemas import (
     UserAdminUpdate,
 )
 from app.analytics.service import llm_usage_out
+from app.audit.documents import AuditAction
+from app.audit.log import AuditTrail, user_target
 from app.chat.budget import OwnerUsage, TokenBudget
 from app.chat.budget_repository import OwnerLimits
 from app.chatbots.allowlist import ModelAllowlist, ModelPolicy
@@ -19,6 +21,8 @@ from app.chatbots.repository import ChatbotRepository
 from app.core.errors import ConflictError, NotFoundError
 from app.core.schemas import Page, page_of
 from app.core.security import utcnow
+from app.quotas.schemas import PlanOut, PlanUpdate, UsageOut
+from app.quotas.service import QuotaService
 from app.users.documents import UserDocument
 from app.users.repository import RefreshTokenRepository, UserRepository
 from app.users.schemas import Role, UserOut, UserStatus
@@ -63,7 +67,7 @@ class AdminService:
         return page_of(found, limit, user_out, "created_at")
 
     async def update_user(
-        self, admin: UserDocument, user_id: str, request: UserAdminUpdate
+        self, admin: UserDocument, user_id: str, request: UserAdminUpdate, audit: AuditTrail
     ) -> UserOut:
         fields = request.model_dump(exclude_none=True, mode="json")
         if user_id == admin["id"] and fields:
@@ -79,6 +83,18 @@ class AdminService:
             raise NotFoundError("No such user")
         if fields.get("status") == UserStatus.SUSPENDED:
             await self._tokens.revoke_all_for_user(user_id, now)
+        changes = (
+            (AuditAction.ROLE_CHANGE, target["role"], fields.get("role")),
+            (AuditAction.STATUS_CHANGE, target["status"], fields.get("status")),
+        )
+        for action, before, after in changes:
+            if after is not None and after != before:
+                await audit.record(
+                    action,
+                    actor_id=admin["id"],
+                    target=user_target(user_id),
+                    details={"from": str(before), "to": str(after)},
+                )
         return user_out(updated)
 
     async def counts(self) -> PlatformCounts:
@@ -114,6 +130,23 @@ class AdminService:
             raise NotFoundError("No such user")
         limits = OwnerLimits(request.daily_tokens, request.monthly_tokens)
         return _budget_out(user_id, await self._budget.set_limits(user_id, limits, admin["id"]))
+
+    async def plan(self, user_id: str, quotas: QuotaService) -> PlanOut:
+        if await self._users.by_id(user_id) is None:
+            raise NotFoundError("No such user")
+        return await quotas.plan(user_id)
+
+    async def set_plan(
+        self, admin: UserDocument, user_id: str, request: PlanUpdate, quotas: QuotaService
+    ) -> PlanOut:
+        if await self._users.by_id(user_id) is None:
+            raise NotFoundError("No such user")
+        return await quotas.set_plan(user_id, request, admin["id"])
+
+    async def usage(self, user_id: str, quotas: QuotaService) -> UsageOut:
+        if await self._users.by_id(user_id) is None:
+            raise NotFoundError("No such user")
+        return await quotas.usage(user_id)
 
 
 def _allowlist_out(policy: ModelPolicy) -> ModelAllowlistOut:

@@ -1,9 +1,12 @@
 """Analytics: the owner's and the admin's views."""
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
+
+from app.core.schemas import RequestModel
+from app.sources.schemas import SourceOut
 
 Interval = Literal["day", "hour"]
 
@@ -20,6 +23,11 @@ class Totals(BaseModel):
     feedback_ratio: float | None = Field(description="up / (up + down); null without feedback")
     idk_rate: float | None = Field(description="Share of answers that were 'I don't know'")
     leads: int = Field(default=0, description="Leads gathered in the range")
+    unanswered_resolved: int = Field(
+        default=0,
+        description="Unanswered questions asked in the range that the owner answered with a "
+        "Q&A source (POST .../analytics/unanswered/{message_id}/answer)",
+    )
 
 
 class Bucket(BaseModel):
@@ -36,6 +44,10 @@ class QuestionCount(BaseModel):
 
 class UnansweredQuestion(QuestionCount):
     reasons: list[Literal["no_answer", "thumbs_down"]]
+    message_id: str | None = Field(
+        default=None, description="An answer that missed; give it to .../unanswered/{id}/answer"
+    )
+    resolved: bool = Field(default=False, description="The owner has answered it")
 
 
 class ChatbotAnalytics(BaseModel):
@@ -48,6 +60,19 @@ class ChatbotAnalytics(BaseModel):
     series: list[Bucket]
     top_questions: list[QuestionCount]
     unanswered_questions: list[UnansweredQuestion]
+
+
+class OwnerAnswer(RequestModel):
+    answer: Annotated[str, Field(min_length=1, max_length=10_000)]
+    title: Annotated[str, Field(min_length=1, max_length=200)] = "Answered from analytics"
+
+
+class ResolvedQuestion(BaseModel):
+    """An unanswered question the owner answered: the Q&A source now holding the answer."""
+
+    message_id: str = Field(description="The visitor's question")
+    question: str
+    source: SourceOut
 
 
 class DailyPlatform(BaseModel):

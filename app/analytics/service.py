@@ -1,15 +1,16 @@
-"""Analytics figures: exact counts from the pipelines, buckets in the caller's time zone,
-averages and percentiles computed here."""
+"""Analytics figures from the hourly rollups (`app.core.rollups`): buckets in the caller's time
+zone, averages and percentiles computed here; leads and the admin's platform figures still
+count documents."""
 
 import math
-import re
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from http import HTTPStatus
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from app.analytics.repository import AnalyticsRepository, ConversationRow, MessageRow
+from app.analytics.repository import AnalyticsRepository
 from app.analytics.schemas import (
     Bucket,
     ChatbotAnalytics,
@@ -24,10 +25,12 @@ from app.analytics.schemas import (
 )
 from app.chat.budget import OwnerUsage, PeriodUsage, TokenBudget
 from app.chatbots.documents import ChatbotDocument
+from app.core import rollups
 from app.core.cache import Cache
 from app.core.config import Settings
 from app.core.db import Document
 from app.core.errors import DomainError
+from app.core.rollups import HourTally, QuestionTally, hour_of
 from app.core.security import utcnow
 
 TOP = 10
@@ -38,17 +41,27 @@ class InvalidRangeError(DomainError):
     title = "Invalid analytics range"
 
 
-def normalise_question(text: str) -> str:
-    """Lower case, punctuation dropped, spaces collapsed: 'How do I return?' ~ 'how do i return'."""
-    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
-
-
 def percentile(values: list[float], q: float) -> float | None:
     """Nearest-rank percentile."""
     if not values:
         return None
     ordered = sorted(values)
     return float(ordered[max(0, math.ceil(q * len(ordered)) - 1)])
+
+
+def histogram_percentile(histogram: Counter[int], q: float) -> float | None:
+    """Nearest-rank percentile of a latency histogram: the lower edge of the bucket holding the
+    sample (see app.core.rollups for the error bound)."""
+    total = sum(histogram.values())
+    if total <= 0:
+        return None
+    rank = max(1, math.ceil(q * total))
+    seen = 0
+    for bucket in sorted(histogram):
+        seen += histogram[bucket]
+        if seen >= rank:
+            return float(bucket)
+    return float(max(histogram))
 
 
 class Buckets:
@@ -88,88 +101,56 @@ def _zone(name: str) -> ZoneInfo:
 
 @dataclass(slots=True)
 class ChatbotTally:
-    """One bot's counts over a range, folded in a row at a time."""
+    """One bot's hourly rollups over a range, folded into the requested buckets. A UTC hour
+    goes to the bucket its start falls in: exact for zones whose offset is whole hours; in a
+    half-hour zone (such as Asia/Kolkata) an hour straddling local midnight counts in the day
+    it starts in, so up to 30 (45 for Nepal) minutes per day move to the day before."""
 
     buckets: Buckets
     conversations: defaultdict[datetime, int] = field(default_factory=lambda: defaultdict(int))
     visitors: defaultdict[datetime, set[str]] = field(default_factory=lambda: defaultdict(set))
-    all_visitors: set[str] = field(default_factory=set)
     messages: defaultdict[datetime, int] = field(default_factory=lambda: defaultdict(int))
-    answers: int = 0
-    unknown_answers: int = 0
-    feedback_up: int = 0
-    feedback_down: int = 0
-    latencies: list[float] = field(default_factory=list)
-    questions: Counter[str] = field(default_factory=Counter)
-    unanswered: Counter[str] = field(default_factory=Counter)
-    unanswered_reasons: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    total: HourTally = field(default_factory=HourTally)
     leads: int = 0
-    # Conversation id to its latest question, so an answer is charged to what it answered.
-    last_question: dict[str, str] = field(default_factory=dict)
 
-    def add_conversation(self, conversation: ConversationRow) -> None:
-        """Count a conversation and its visitor (the session, else the conversation itself)."""
-        bucket = self.buckets.key(conversation["started_at"])
-        visitor = conversation.get("session_id") or conversation["id"]
-        self.conversations[bucket] += 1
-        self.visitors[bucket].add(visitor)
-        self.all_visitors.add(visitor)
-
-    def add_message(self, message: MessageRow) -> None:
-        """Count a message; messages must come in time order."""
-        self.messages[self.buckets.key(message["timestamp"])] += 1
-        if message["role"] == "user":
-            self._add_question(message)
-        else:
-            self._add_answer(message)
-
-    def _add_question(self, message: MessageRow) -> None:
-        question = normalise_question(message["content"])
-        self.questions[question] += 1
-        self.last_question[message["conversation_id"]] = question
-
-    def _add_answer(self, message: MessageRow) -> None:
-        self.answers += 1
-        if message.get("latency_ms") is not None:
-            self.latencies.append(float(message["latency_ms"]))
-        feedback = message.get("feedback")
-        rating = feedback["rating"] if feedback else None
-        self.feedback_up += rating == "up"
-        self.feedback_down += rating == "down"
-        reasons = []
-        if message.get("answered") is False:
-            self.unknown_answers += 1
-            reasons.append("no_answer")
-        if rating == "down":
-            reasons.append("thumbs_down")
-        asked = self.last_question.get(message["conversation_id"])
-        if asked and reasons:
-            self.unanswered_reasons[asked].update(reasons)
-            self.unanswered[asked] += 1
+    def add_hour(self, hour: datetime, fields: Document) -> None:
+        """Adds one hour's counters (`app.core.rollups.hour_fields`)."""
+        bucket = self.buckets.key(hour)
+        self.conversations[bucket] += int(fields.get(rollups.CONVERSATIONS, 0))
+        self.messages[bucket] += int(fields.get(rollups.MESSAGES, 0))
+        self.visitors[bucket].update(fields.get("visitors", ()))
+        self.total.add_fields(fields)
 
 
-def _most_common(counts: Counter[str]) -> list[tuple[str, int]]:
-    """The TOP most frequent, ties in alphabetical order."""
-    return sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:TOP]
+def _most_common(questions: Iterable[QuestionTally], counter: str) -> list[QuestionTally]:
+    """The TOP questions counted most by `counter` (once at least), ties in alphabetical order."""
+    counted = [q for q in questions if q.counts[counter] > 0]
+    return sorted(counted, key=lambda q: (-q.counts[counter], q.text))[:TOP]
 
 
 def _totals(tally: ChatbotTally) -> Totals:
     """The range's totals, rates rounded and null where nothing was measured."""
-    conversations = sum(tally.conversations.values())
-    messages = sum(tally.messages.values())
-    up, down, answers = tally.feedback_up, tally.feedback_down, tally.answers
+    counts = tally.total.counts
+    conversations = counts[rollups.CONVERSATIONS]
+    messages = counts[rollups.MESSAGES]
+    up, down, answers = (
+        counts[rollups.FEEDBACK_UP],
+        counts[rollups.FEEDBACK_DOWN],
+        counts[rollups.ANSWERS],
+    )
     return Totals(
         conversations=conversations,
         messages=messages,
-        unique_visitors=len(tally.all_visitors),
+        unique_visitors=len(tally.total.visitors),
         avg_messages_per_conversation=round(messages / conversations, 3) if conversations else 0.0,
-        answer_latency_ms_p50=percentile(tally.latencies, 0.5),
-        answer_latency_ms_p95=percentile(tally.latencies, 0.95),
+        answer_latency_ms_p50=histogram_percentile(tally.total.latency, 0.5),
+        answer_latency_ms_p95=histogram_percentile(tally.total.latency, 0.95),
         feedback_up=up,
         feedback_down=down,
         feedback_ratio=round(up / (up + down), 4) if up + down else None,
-        idk_rate=round(tally.unknown_answers / answers, 4) if answers else None,
+        idk_rate=round(counts[rollups.UNKNOWN_ANSWERS] / answers, 4) if answers else None,
         leads=tally.leads,
+        unanswered_resolved=counts[rollups.RESOLVED],
     )
 
 
@@ -186,10 +167,24 @@ def _series(tally: ChatbotTally) -> list[Bucket]:
     ]
 
 
+def _unanswered(tally: HourTally) -> list[UnansweredQuestion]:
+    return [
+        UnansweredQuestion(
+            question=q.text,
+            count=q.counts["unanswered"],
+            reasons=[r for r in ("no_answer", "thumbs_down") if q.counts[r] > 0],
+            message_id=q.message_id,
+            resolved=q.counts["resolved"] > 0,
+        )
+        for q in _most_common(tally.questions.values(), "unanswered")
+    ]
+
+
 def _chatbot_analytics(
     chatbot_id: str, start: datetime, end: datetime, tally: ChatbotTally
 ) -> ChatbotAnalytics:
-    """The response for a range once every row is folded in."""
+    """The response for a range once every hour is folded in."""
+    top = _most_common(tally.total.questions.values(), "asked")
     return ChatbotAnalytics(
         chatbot_id=chatbot_id,
         start=start,
@@ -198,20 +193,8 @@ def _chatbot_analytics(
         timezone=tally.buckets.zone.key,
         totals=_totals(tally),
         series=_series(tally),
-        top_questions=[
-            QuestionCount(question=question, count=count)
-            for question, count in _most_common(tally.questions)
-        ],
-        unanswered_questions=[
-            UnansweredQuestion.model_validate(
-                {
-                    "question": question,
-                    "count": count,
-                    "reasons": sorted(tally.unanswered_reasons[question]),
-                }
-            )
-            for question, count in _most_common(tally.unanswered)
-        ],
+        top_questions=[QuestionCount(question=q.text, count=q.counts["asked"]) for q in top],
+        unanswered_questions=_unanswered(tally.total),
     )
 
 
@@ -302,13 +285,10 @@ class AnalyticsService:
         self, chatbot_id: str, start: datetime, end: datetime, interval: Interval, zone: ZoneInfo
     ) -> Document:
         tally = ChatbotTally(Buckets(start, end, interval, zone))
-        async for conversation in self._repository.conversations(chatbot_id, start, end):
-            tally.add_conversation(conversation)
-        # Ordered here: sorting in the pipeline costs FerretDB more than Python.
-        rows = [message async for message in self._repository.messages(chatbot_id, start, end)]
-        rows.sort(key=lambda message: message["timestamp"])
-        for message in rows:
-            tally.add_message(message)
+        # Whole UTC hours: a range starting or ending inside an hour counts all of that hour.
+        last = hour_of(end) if end == hour_of(end) else hour_of(end) + rollups.HOUR
+        async for hour, fields in self._repository.hour_fields(chatbot_id, hour_of(start), last):
+            tally.add_hour(hour, fields)
         tally.leads = await self._repository.leads(chatbot_id, start, end)
         # Cached in its JSON form, so bucket starts keep the caller's UTC offset.
         return _chatbot_analytics(chatbot_id, start, end, tally).model_dump(mode="json")

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Path, status
 
 from app.apikeys.dependencies import ApiKeyServiceDep
 from app.apikeys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
+from app.audit.dependencies import AuditTrailDep
 from app.chatbots.dependencies import OwnedChatbot
 from app.core.errors import problem_responses
 from app.core.schemas import Cursor, Limit, Page
@@ -17,10 +18,10 @@ router = APIRouter(prefix="/chatbots/{chatbot_id}/api-keys", tags=["api keys"])
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=CREATE_ERRORS)
 async def create_api_key(
-    body: ApiKeyCreate, chatbot: OwnedChatbot, keys: ApiKeyServiceDep
+    body: ApiKeyCreate, chatbot: OwnedChatbot, keys: ApiKeyServiceDep, audit: AuditTrailDep
 ) -> ApiKeyCreated:
     """Creates a key; the secret is in this response only. 409 past MAX_API_KEYS_PER_CHATBOT."""
-    return await keys.create(chatbot, body)
+    return await keys.create(chatbot, body, audit)
 
 
 @router.get("", responses=NOT_FOUND)
@@ -33,6 +34,9 @@ async def list_api_keys(
 
 @router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT, responses=NOT_FOUND)
 async def revoke_api_key(
-    key_id: Annotated[str, Path(max_length=64)], chatbot: OwnedChatbot, keys: ApiKeyServiceDep
+    key_id: Annotated[str, Path(max_length=64)],
+    chatbot: OwnedChatbot,
+    keys: ApiKeyServiceDep,
+    audit: AuditTrailDep,
 ) -> None:
-    await keys.revoke(chatbot, key_id)
+    await keys.revoke(chatbot, key_id, audit)

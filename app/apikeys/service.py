@@ -2,6 +2,8 @@
 (checking a presented key is an access rule: `app.users.access`)."""
 
 from app.apikeys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
+from app.audit.documents import AuditAction
+from app.audit.log import AuditTrail
 from app.chatbots.documents import ChatbotDocument
 from app.core.errors import LimitReachedError, NotFoundError
 from app.core.schemas import Page, page_of
@@ -17,7 +19,9 @@ class ApiKeyService:
         self._keys = keys
         self._max_per_chatbot = max_per_chatbot
 
-    async def create(self, chatbot: ChatbotDocument, request: ApiKeyCreate) -> ApiKeyCreated:
+    async def create(
+        self, chatbot: ChatbotDocument, request: ApiKeyCreate, audit: AuditTrail
+    ) -> ApiKeyCreated:
         key_id = new_id()
         secret = f"{API_KEY_MARKER}{key_id[:8]}_{random_secret()}"
         document: ApiKeyDocument = {
@@ -39,6 +43,7 @@ class ApiKeyService:
                 f"A chatbot may have at most {self._max_per_chatbot} live API keys "
                 "(MAX_API_KEYS_PER_CHATBOT); revoke one first"
             )
+        await _record(audit, AuditAction.API_KEY_CREATE, chatbot, key_id)
         return ApiKeyCreated.model_validate({**document, "key": secret})
 
     async def list(
@@ -47,6 +52,20 @@ class ApiKeyService:
         keys = await self._keys.list_for_chatbot(chatbot["id"], cursor, limit + 1)
         return page_of(keys, limit, ApiKeyOut.model_validate, "created_at")
 
-    async def revoke(self, chatbot: ChatbotDocument, key_id: str) -> None:
+    async def revoke(self, chatbot: ChatbotDocument, key_id: str, audit: AuditTrail) -> None:
         if not await self._keys.revoke(chatbot["id"], key_id, utcnow()):
             raise NotFoundError("No such API key on this chatbot")
+        await _record(audit, AuditAction.API_KEY_REVOKE, chatbot, key_id)
+
+
+async def _record(
+    audit: AuditTrail, action: AuditAction, chatbot: ChatbotDocument, key_id: str
+) -> None:
+    """The key's id and its public prefix (the marker and the id's first characters) only."""
+    await audit.record(
+        action,
+        actor_id=chatbot["user_id"],
+        target=f"api_key:{key_id}",
+        owner_id=chatbot["user_id"],
+        details={"chatbot_id": chatbot["id"], "prefix": API_KEY_MARKER + key_id[:8]},
+    )

@@ -13,9 +13,8 @@ so the last turn of a period may pass the limit by up to its max_tokens. The lim
 LLM_OWNER_DAILY_TOKENS and LLM_OWNER_MONTHLY_TOKENS, or an owner's own; 0 is unlimited.
 """
 
-import math
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from http import HTTPStatus
 from typing import Literal
 
@@ -23,6 +22,7 @@ from redis.exceptions import RedisError
 
 from app.chat.budget_repository import OwnerLimits, SpentTokens, TokenUsageRepository
 from app.core.errors import DomainError
+from app.core.periods import Periods, seconds_until, utc_iso
 from app.core.resources import Resources
 from app.core.security import utcnow
 
@@ -40,32 +40,6 @@ for i, key in ipairs(KEYS) do
 end
 return 1
 """
-
-
-@dataclass(frozen=True, slots=True)
-class Periods:
-    """The UTC day and month a moment falls in, and when each ends."""
-
-    day: str
-    day_ends: datetime
-    month: str
-    month_ends: datetime
-
-    @classmethod
-    def at(cls, moment: datetime) -> "Periods":
-        moment = moment.astimezone(UTC)
-        day_start = datetime(moment.year, moment.month, moment.day, tzinfo=UTC)
-        next_month = (
-            datetime(moment.year + 1, 1, 1, tzinfo=UTC)
-            if moment.month == 12
-            else datetime(moment.year, moment.month + 1, 1, tzinfo=UTC)
-        )
-        return cls(
-            day=day_start.date().isoformat(),
-            day_ends=day_start + timedelta(days=1),
-            month=f"{moment.year:04d}-{moment.month:02d}",
-            month_ends=next_month,
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,11 +75,10 @@ class BudgetExhaustedError(DomainError):
 
     @classmethod
     def of(cls, usage: PeriodUsage, now: datetime) -> "BudgetExhaustedError":
-        resets = usage.resets_at.isoformat().replace("+00:00", "Z")
         return cls(
             f"The owner's {usage.period} LLM token budget ({usage.limit} tokens) is used up; "
-            f"it resets at {resets}",
-            max(1, math.ceil((usage.resets_at - now).total_seconds())),
+            f"it resets at {utc_iso(usage.resets_at)}",
+            seconds_until(usage.resets_at, now),
         )
 
 

@@ -12,6 +12,7 @@ class ConversationDocument(TypedDict):
     chatbot_id: str
     user_id: str  # the bot's owner
     session_id: str | None  # the widget visitor's session
+    end_user_id: NotRequired[str]  # the embedding site's id for its user, when it gave one
     started_at: datetime
     last_message_at: datetime
     message_count: int

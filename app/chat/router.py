@@ -6,6 +6,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Header, Path, Query
 from fastapi.responses import StreamingResponse
 
+from app.audit.dependencies import AuditTrailDep
+from app.audit.documents import AuditAction
 from app.chat.dependencies import ChatServiceDep, ConversationServiceDep
 from app.chat.schemas import (
     ChatRequest,
@@ -75,9 +77,17 @@ async def list_conversations(
 async def export_conversations(
     chatbot: OwnedChatbot,
     service: ConversationServiceDep,
+    audit: AuditTrailDep,
     format: Annotated[Literal["jsonl", "csv"], Query()] = "jsonl",
 ) -> StreamingResponse:
     """Every message of the bot, streamed as JSON Lines or CSV."""
+    await audit.record(
+        AuditAction.CONVERSATIONS_EXPORT,
+        actor_id=chatbot["user_id"],
+        target=f"chatbot:{chatbot['id']}",
+        owner_id=chatbot["user_id"],
+        details={"format": format},
+    )
     media = "application/x-ndjson" if format == "jsonl" else "text/csv"
     filename = f"conversations-{chatbot['id']}.{format}"
     return StreamingResponse(

@@ -14,12 +14,23 @@ from app.handoff.schemas import HandoffNotice
 MessageRole = Literal["user", "assistant", "agent"]
 Rating = Literal["up", "down"]
 SessionId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+EndUserId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9_.@:-]+$",
+        description="The embedding site's own id for its signed-in user, stored on a new "
+        "conversation so the user's data can be erased by it",
+    ),
+]
 
 
 class ChatRequest(RequestModel):
     message: Annotated[str, Field(min_length=1, max_length=4000)]
     conversation_id: Annotated[str, Field(max_length=64)] | None = None
     session_id: SessionId | None = None
+    end_user_id: EndUserId | None = None
     stream: bool = Field(default=False, description="Answer as Server-Sent Events")
 
 
@@ -70,6 +81,7 @@ class ConversationOut(BaseModel):
     id: str
     chatbot_id: str
     session_id: str | None
+    end_user_id: str | None = None
     started_at: datetime
     last_message_at: datetime
     message_count: int

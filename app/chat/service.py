@@ -9,6 +9,7 @@ from datetime import datetime
 from http import HTTPStatus
 from typing import cast
 
+from app.chat.activity import ChatActivity
 from app.chat.answering import I_DONT_KNOW, Answerer, citations_in
 from app.chat.budget import BudgetExhaustedError
 from app.chat.documents import (
@@ -39,6 +40,7 @@ from app.core.schemas import Page, page_of
 from app.core.security import new_id, utcnow
 from app.core.spreadsheet import csv_row
 from app.handoff.service import HandoffService
+from app.quotas.counters import MessageQuotas
 from app.retrieval.schemas import RetrievedChunk
 from app.webhooks.outbox import CONVERSATION_CREATED, FEEDBACK_CREATED, MESSAGE_CREATED, emit
 
@@ -85,6 +87,14 @@ class ChatService:
         self._spend = spend
         self._handoffs = handoffs
         self._resources = resources  # for webhook events
+        self._quotas = MessageQuotas(resources)
+        self._activity = ChatActivity(resources.db)
+
+    async def _count_turn(self, chatbot: ChatbotDocument, request: ChatRequest) -> None:
+        """Counts the turn against the bot's, the owner's and the visitor session's quotas."""
+        await self._quotas.count_turn(
+            chatbot["user_id"], chatbot["id"], chatbot.get("quotas"), request.session_id
+        )
 
     async def events(
         self, chatbot: ChatbotDocument, request: ChatRequest, conversation: ConversationDocument
@@ -179,6 +189,7 @@ class ChatService:
             "timestamp": now,
         }
         await self._conversations.add_message(question, now)
+        await self._activity.message_stored(question, None)
         await emit(self._resources, chatbot, MESSAGE_CREATED, {"message": _message_data(question)})
         return question
 
@@ -214,6 +225,7 @@ class ChatService:
             "timestamp": now,
         }
         await self._conversations.add_message(stored, now)
+        await self._activity.message_stored(stored, request.message)
         await emit(self._resources, chatbot, MESSAGE_CREATED, {"message": _message_data(stored)})
 
     async def answer(self, chatbot: ChatbotDocument, request: ChatRequest) -> ChatResponse:
@@ -244,13 +256,16 @@ class ChatService:
         self, chatbot: ChatbotDocument, request: ChatRequest
     ) -> ConversationDocument:
         """The turn's conversation, after admitting the turn: raises BudgetExhaustedError (429)
-        when the bot's owner has spent their LLM token budget."""
+        when the bot's owner has spent their LLM token budget, QuotaExceededError (429) when a
+        message quota is used up (the turn is then counted nowhere)."""
         await self._spend.admit(chatbot)
         if request.conversation_id is not None:
             found = await self._conversations.get(chatbot["id"], request.conversation_id)
             if found is None:
                 raise ConversationNotFoundError()
+            await self._count_turn(chatbot, request)
             return found
+        await self._count_turn(chatbot, request)
         now = utcnow()
         conversation: ConversationDocument = {
             "id": new_id(),
@@ -261,7 +276,10 @@ class ChatService:
             "last_message_at": now,
             "message_count": 0,
         }
+        if request.end_user_id is not None:
+            conversation["end_user_id"] = request.end_user_id
         await self._conversations.create(conversation)
+        await self._activity.conversation_started(conversation)
         await publish_event(
             self._events,
             chatbot["user_id"],
@@ -288,6 +306,7 @@ class ConversationService:
         self._conversations = conversations
         self._events = events
         self._resources = resources  # for webhook events
+        self._activity = ChatActivity(resources.db)
 
     async def list(
         self, chatbot: ChatbotDocument, cursor: str | None, limit: int
@@ -340,6 +359,9 @@ class ConversationService:
         message = await self._conversations.set_feedback(chatbot["id"], message_id, stored)
         if message is None:
             raise MessageNotFoundError()
+        question = await self._conversations.question_before(message)
+        asked = question["content"] if question is not None else None
+        await self._activity.rating_changed(message, feedback.rating, asked)
         await publish_event(
             self._events,
             chatbot["user_id"],

@@ -12,6 +12,7 @@ from app.chatbots.schemas import (
     Theme,
     Visibility,
 )
+from app.quotas.documents import BotQuotasDocument
 
 
 class ModelSettingsDocument(TypedDict):
@@ -84,3 +85,7 @@ class ChatbotDocument(TypedDict):
     lead_form: NotRequired[LeadFormDocument]
     # Absent until the bot's knowledge first changes (read as 0).
     knowledge_version: NotRequired[int]
+    # Absent on bots created before quotas (read as unlimited).
+    quotas: NotRequired[BotQuotasDocument]
+    # Days a conversation is kept after its last message; absent or null: kept.
+    retention_days: NotRequired[int | None]

@@ -18,6 +18,7 @@ CHATBOT_OWNED_COLLECTIONS = (
     "index_segments",
     "index_segment_data",
     "sources",
+    "source_settings",
     "messages",
     "conversations",
     "leads",
@@ -28,6 +29,9 @@ CHATBOT_OWNED_COLLECTIONS = (
     "eval_results",
     "webhook_endpoints",
     "webhook_deliveries",
+    "analytics_hours",
+    "analytics_resolutions",
+    "usage",  # the bot's own monthly records (the owner's total is kept by the owner's scope)
 )
 _DELETING = ChatbotStatus.DELETING.value
 _VISIBLE = {"status": {"$ne": _DELETING}}
@@ -103,6 +107,23 @@ class ChatbotRepository:
             await self._db[collection].delete_many({"chatbot_id": chatbot_id})
         await self._chatbots.delete_one({"id": chatbot_id, "status": _DELETING})
         await self._cache.invalidate("chatbot", chatbot_id)
+
+    async def owner_chatbot_ids(self, user_id: str, limit: int) -> list[str]:
+        """The account's bots, those being deleted included (for the account's erasure)."""
+        found = self._chatbots.find({"user_id": user_id}, {"_id": 0, "id": 1}).limit(limit)
+        return [document["id"] for document in await found.to_list()]
+
+    async def hide(self, chatbot_id: str) -> None:
+        """Marks the bot as being deleted, whoever owns it (purge() then deletes it)."""
+        await self._chatbots.update_one({"id": chatbot_id}, {"$set": {"status": _DELETING}})
+        await self._cache.invalidate("chatbot", chatbot_id)
+
+    async def retention_policies(self) -> list[tuple[str, int]]:
+        """(bot id, retention days) of every bot that deletes old conversations."""
+        found = self._chatbots.find(
+            {"retention_days": {"$gte": 1}, **_VISIBLE}, {"_id": 0, "id": 1, "retention_days": 1}
+        )
+        return [(document["id"], document["retention_days"]) for document in await found.to_list()]
 
     async def pending_purges(self) -> list[str]:
         found = self._chatbots.find({"status": _DELETING}, {"_id": 0, "id": 1})

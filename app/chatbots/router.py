@@ -4,6 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Query, status
 
+from app.audit.dependencies import AuditTrailDep
 from app.chatbots.dependencies import ChatbotServiceDep, OwnedChatbot
 from app.chatbots.schemas import ChatbotCreate, ChatbotOut, ChatbotUpdate
 from app.core.errors import problem_responses
@@ -42,9 +43,9 @@ async def get_chatbot(chatbot: OwnedChatbot) -> ChatbotOut:
 
 @router.patch("/{chatbot_id}", responses=NOT_FOUND)
 async def update_chatbot(
-    body: ChatbotUpdate, chatbot: OwnedChatbot, service: ChatbotServiceDep
+    body: ChatbotUpdate, chatbot: OwnedChatbot, service: ChatbotServiceDep, audit: AuditTrailDep
 ) -> ChatbotOut:
-    return await service.update(chatbot, body)
+    return await service.update(chatbot, body, audit)
 
 
 @router.delete("/{chatbot_id}", status_code=status.HTTP_204_NO_CONTENT, responses=NOT_FOUND)

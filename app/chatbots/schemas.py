@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, HttpUrl, model_validator
 
 from app.core.schemas import RequestModel
+from app.quotas.schemas import BotQuotas, BotQuotasOut
 
 Origin = Annotated[str, Field(max_length=200, pattern=r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")]
 
@@ -270,6 +271,17 @@ WelcomeMessage = Annotated[str, Field(max_length=1000)]
 Origins = Annotated[list[Origin], Field(max_length=20)]
 
 
+RetentionDays = Annotated[
+    int | None,
+    Field(
+        ge=1,
+        le=3650,
+        description="Delete conversations (with their messages, feedback and leads) this many "
+        "days after their last message; null keeps them",
+    ),
+]
+
+
 class ChatbotCreate(RequestModel):
     name: Name
     description: Description = ""
@@ -283,6 +295,8 @@ class ChatbotCreate(RequestModel):
     appearance: Appearance = Appearance()
     handoff: HandoffSettings = HandoffSettings()
     lead_form: LeadForm = LeadForm()
+    retention_days: RetentionDays = None
+    quotas: BotQuotas = BotQuotas()
 
 
 class ModelSettingsUpdate(RequestModel):
@@ -314,6 +328,8 @@ class ChatbotUpdate(RequestModel):
     appearance: AppearanceUpdate | None = None
     handoff: HandoffSettingsUpdate | None = None
     lead_form: LeadFormUpdate | None = None
+    retention_days: RetentionDays = None
+    quotas: BotQuotas | None = None
 
     def to_set(self) -> dict[str, Any]:
         """The $set document: dotted paths for nested settings, so siblings are kept."""
@@ -324,6 +340,11 @@ class ChatbotUpdate(RequestModel):
                 fields.update({f"{name}.{key}": inner for key, inner in value.items()})
             else:
                 fields[name] = value
+        if "retention_days" in self.model_fields_set:  # null is a value here: keep forever
+            fields["retention_days"] = self.retention_days
+        if self.quotas is not None:  # a quota sent as null is removed (unlimited)
+            quotas = self.quotas.model_dump(exclude_unset=True)
+            fields.update({f"quotas.{name}": limit for name, limit in quotas.items()})
         return fields
 
 
@@ -342,5 +363,9 @@ class ChatbotOut(BaseModel):
     appearance: AppearanceOut = AppearanceOut()  # bots from before the widget settings: defaults
     handoff: HandoffSettingsOut = HandoffSettingsOut()
     lead_form: LeadFormOut = LeadFormOut()
+    retention_days: int | None = Field(
+        default=None, description="Conversations idle this many days are deleted; null: kept"
+    )
+    quotas: BotQuotasOut = BotQuotasOut()  # bots from before quotas: unlimited
     created_at: datetime
     updated_at: datetime

@@ -3,6 +3,8 @@
 import logging
 from typing import Any, cast
 
+from app.audit.documents import AuditAction
+from app.audit.log import AuditTrail
 from app.chatbots.allowlist import ModelAllowlist
 from app.chatbots.documents import (
     AppearanceDocument,
@@ -13,10 +15,13 @@ from app.chatbots.documents import (
 )
 from app.chatbots.repository import ChatbotRepository
 from app.chatbots.schemas import ChatbotCreate, ChatbotOut, ChatbotUpdate, LeadFormOut
-from app.core.errors import LimitReachedError, NotFoundError, UnprocessableError
+from app.core.errors import NotFoundError, UnprocessableError
 from app.core.resources import Resources
 from app.core.schemas import Page, page_of
 from app.core.security import new_id, utcnow
+from app.quotas.documents import BotQuotasDocument
+from app.quotas.errors import QuotaStockError
+from app.quotas.plans import Plans
 from app.users.documents import UserDocument
 
 logger = logging.getLogger(__name__)
@@ -50,18 +55,16 @@ def _lead_form_fields_to_set(chatbot: ChatbotDocument, fields: dict[str, Any]) -
 
 
 class ChatbotService:
-    def __init__(
-        self, chatbots: ChatbotRepository, max_per_user: int, models: ModelAllowlist
-    ) -> None:
+    def __init__(self, chatbots: ChatbotRepository, plans: Plans, models: ModelAllowlist) -> None:
         self._chatbots = chatbots
-        self._max_per_user = max_per_user
+        self._plans = plans
         self._models = models
 
     @classmethod
     def of(cls, resources: Resources) -> "ChatbotService":
         return cls(
             ChatbotRepository(resources),
-            resources.settings.max_chatbots_per_user,
+            Plans(resources),
             ModelAllowlist(resources),
         )
 
@@ -104,17 +107,22 @@ class ChatbotService:
             "appearance": cast("AppearanceDocument", request.appearance.model_dump(mode="json")),
             "handoff": cast("HandoffSettingsDocument", request.handoff.model_dump(mode="json")),
             "lead_form": cast("LeadFormDocument", request.lead_form.model_dump(mode="json")),
+            "retention_days": request.retention_days,
+            "quotas": cast("BotQuotasDocument", request.quotas.model_dump()),
             "created_at": now,
             "updated_at": now,
         }
         # Insert, then count: concurrent creations can only be refused too eagerly, never let
         # the owner past the cap (the last one kept has counted every one kept before it).
+        cap = (await self._plans.of(user["id"])).max_chatbots
         await self._chatbots.insert(chatbot)
-        if await self._chatbots.count_owned(user["id"]) > self._max_per_user:
+        if await self._chatbots.count_owned(user["id"]) > cap.value:
             await self._chatbots.remove_unused(chatbot["id"])
-            raise LimitReachedError(
-                f"An account may have at most {self._max_per_user} chatbots "
-                "(MAX_CHATBOTS_PER_USER); delete one first"
+            raise QuotaStockError(
+                cap.quota,
+                cap.value,
+                f"An account may have at most {cap.value} chatbots ({cap.origin}); "
+                "delete one first",
             )
         return ChatbotOut.model_validate(chatbot)
 
@@ -126,7 +134,9 @@ class ChatbotService:
         )
         return page_of(found, limit, ChatbotOut.model_validate, "created_at")
 
-    async def update(self, chatbot: ChatbotDocument, request: ChatbotUpdate) -> ChatbotOut:
+    async def update(
+        self, chatbot: ChatbotDocument, request: ChatbotUpdate, audit: AuditTrail
+    ) -> ChatbotOut:
         fields = request.to_set()
         _lead_form_fields_to_set(chatbot, fields)
         if "retrieval.chunk_size" in fields or "retrieval.chunk_overlap" in fields:
@@ -149,6 +159,14 @@ class ChatbotService:
         )
         if updated is None:
             raise ChatbotNotFoundError()
+        if updated["visibility"] != chatbot["visibility"]:
+            await audit.record(
+                AuditAction.VISIBILITY_CHANGE,
+                actor_id=chatbot["user_id"],
+                target=f"chatbot:{chatbot['id']}",
+                owner_id=chatbot["user_id"],
+                details={"from": str(chatbot["visibility"]), "to": str(updated["visibility"])},
+            )
         return ChatbotOut.model_validate(updated)
 
     async def delete(self, chatbot: ChatbotDocument) -> None:

@@ -166,6 +166,11 @@ class Settings(BaseSettings):
     # data, a process died): it is queued again. Longer than INGEST_JOB_TIMEOUT_SECONDS.
     ingest_requeue_after_seconds: PositiveFloat = 900.0
     ingest_requeue_check_seconds: PositiveFloat = 60.0
+    # Scheduled refreshes of URL sources: how often one process looks for due sources, how many
+    # it refreshes per round, and a factor on the periods (below 1 only to test schedules).
+    source_refresh_check_seconds: PositiveFloat = 60.0
+    source_refresh_batch: Annotated[int, Field(ge=1, le=1000)] = 20
+    source_refresh_period_scale: Annotated[float, Field(gt=0, le=1)] = 1.0
     # Hosts or networks that URL sources may reach although they are private (an intranet).
     ingest_url_allowlist: Annotated[tuple[str, ...], NoDecode] = ()
     ingest_fetch_timeout_seconds: PositiveFloat = 10.0
@@ -194,6 +199,15 @@ class Settings(BaseSettings):
     handoff_sweep_seconds: PositiveFloat = 5.0
     max_agents_per_chatbot: Annotated[int, Field(ge=1, le=500)] = 50
 
+    # Retention and erasure: how often one process deletes what bots keep no longer (and expired
+    # refresh tokens, old webhook deliveries), how often it advances requested erasures, and how
+    # many documents one delete takes.
+    retention_check_seconds: PositiveFloat = 3600.0
+    erasure_check_seconds: PositiveFloat = 10.0
+    retention_batch_size: Annotated[int, Field(ge=1, le=10_000)] = 500
+    # Finished webhook deliveries (sent, or given up on) are deleted this many days later.
+    webhook_delivery_retention_days: Annotated[int, Field(ge=1, le=3650)] = 30
+
     # Analytics
     analytics_max_days: Annotated[int, Field(ge=1, le=3660)] = 366
     analytics_max_buckets: Annotated[int, Field(ge=1, le=100_000)] = 2000
@@ -210,6 +224,13 @@ class Settings(BaseSettings):
     login_failure_window_seconds: PositiveInt = 900
     max_chatbots_per_user: PositiveInt = 100
     max_api_keys_per_chatbot: PositiveInt = 25
+    # Chat messages each owner's bots may take per UTC month (0 = unlimited) unless the owner's
+    # plan (set by an administrator) says otherwise; MAX_CHATBOTS_PER_USER and the
+    # INGEST_MAX_*_PER_BOT caps are the plan's other defaults.
+    plan_messages_per_month: Annotated[int, Field(ge=0)] = 0
+    # Audit entries older than this are deleted by a housekeeping round, a batch at a time.
+    audit_retention_days: Annotated[int, Field(ge=1, le=3660)] = 365
+    audit_purge_seconds: PositiveFloat = 3600.0
 
     # Observability
     log_level: Annotated[str, Field(pattern=r"^(?i:debug|info|warning|error|critical)$")] = "info"

@@ -24,7 +24,8 @@ class FieldError(BaseModel):
 
 
 class Problem(BaseModel):
-    """An error as RFC 9457 problem details."""
+    """An error as RFC 9457 problem details; some errors add extension members (a refused
+    quota: `quota`, `limit`, `resets_at`)."""
 
     type: str = Field(default="about:blank", description="`about:blank`: `title` names the error")
     title: str = Field(description="The error, in a few words; the same for every occurrence")
@@ -37,15 +38,22 @@ class Problem(BaseModel):
 
 
 class DomainError(Exception):
-    """Base of the errors services raise; subclasses set the status and title."""
+    """Base of the errors services raise; subclasses set the status and title. `extensions`
+    are RFC 9457 extension members, added to the problem's body beside the standard ones."""
 
     status: int = HTTPStatus.BAD_REQUEST
     title: str = "Bad request"
 
-    def __init__(self, detail: str | None = None, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        detail: str | None = None,
+        headers: dict[str, str] | None = None,
+        extensions: Mapping[str, str | int | None] | None = None,
+    ) -> None:
         super().__init__(detail or self.title)
         self.detail = detail
         self.headers = headers
+        self.extensions = dict(extensions or {})
 
 
 class NotFoundError(DomainError):
@@ -110,6 +118,7 @@ def problem_response(
     instance: str | None = None,
     errors: list[FieldError] | None = None,
     headers: Mapping[str, str] | None = None,
+    extensions: Mapping[str, str | int | None] | None = None,
 ) -> JSONResponse:
     problem = Problem(
         title=title or HTTPStatus(status).phrase,
@@ -119,7 +128,7 @@ def problem_response(
         errors=errors,
     )
     return JSONResponse(
-        problem.model_dump(exclude_none=True),
+        {**(extensions or {}), **problem.model_dump(exclude_none=True)},
         status_code=status,
         media_type=PROBLEM_JSON,
         headers=headers,
@@ -179,7 +188,12 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
     return problem_response(
-        exc.status, exc.detail, title=exc.title, instance=request.url.path, headers=exc.headers
+        exc.status,
+        exc.detail,
+        title=exc.title,
+        instance=request.url.path,
+        headers=exc.headers,
+        extensions=exc.extensions,
     )
 
 

@@ -2,14 +2,17 @@
 agents write, the once-only steps (handoff_marks) and the chatbot_agents collection. A step two
 callers may race for (claim, close, fallback) is decided by a unique index, then applied."""
 
+from collections import Counter
 from datetime import datetime
 from typing import Any, cast
 
 from pymongo import ReturnDocument
 from pymongo.errors import OperationFailure
 
+from app.core import rollups
 from app.core.db import Document, MongoDatabase, is_duplicate_key, without_id
 from app.core.errors import ConflictError
+from app.core.rollups import HourTally, RollupWriter
 from app.core.schemas import after_cursor
 from app.handoff.documents import (
     AgentDocument,
@@ -29,6 +32,7 @@ class HandoffRepository:
         self._conversations = db["conversations"]
         self._messages = db["messages"]
         self._marks = db["handoff_marks"]
+        self._rollups = RollupWriter(db)
 
     async def conversation(
         self, chatbot_id: str, conversation_id: str
@@ -127,6 +131,10 @@ class HandoffRepository:
             {"id": message["conversation_id"]},
             {"$set": {"last_message_at": message["timestamp"]}, "$inc": {"message_count": 1}},
         )
+        # Counted as the analytics recount counts any reply that is not the visitor's; best
+        # effort: a failed rollup write is logged and counted, the reply stays stored.
+        reply = HourTally(counts=Counter({rollups.MESSAGES: 1, rollups.ANSWERS: 1}))
+        await self._rollups.record(message["chatbot_id"], message["timestamp"], reply)
 
     async def unanswered_since(self, conversation_id: str, since: datetime | None) -> int:
         """The bot's "I don't know" answers in the conversation (after `since`, if given)."""

@@ -11,6 +11,8 @@ from fastapi.responses import StreamingResponse
 from fastapi.routing import APIRoute
 from pydantic import AwareDatetime
 
+from app.audit.dependencies import AuditTrailDep
+from app.audit.documents import AuditAction
 from app.chatbots.cors import Origin, allow_origin, answer_preflight
 from app.chatbots.dependencies import BotCaller, OwnedChatbot, PublicBot
 from app.core.errors import DomainError, problem_responses
@@ -137,11 +139,19 @@ async def list_leads(
 async def export_leads(
     chatbot: OwnedChatbot,
     service: LeadServiceDep,
+    audit: AuditTrailDep,
     format: Annotated[ExportFormat, Query()] = "jsonl",
     since: Since = None,
     until: Until = None,
 ) -> StreamingResponse:
     """The bot's leads created in [since, until), streamed; CSV cells never run as formulas."""
+    await audit.record(
+        AuditAction.LEADS_EXPORT,
+        actor_id=chatbot["user_id"],
+        target=f"chatbot:{chatbot['id']}",
+        owner_id=chatbot["user_id"],
+        details={"format": format},
+    )
     media = "application/x-ndjson" if format == "jsonl" else "text/csv"
     filename = f"leads-{chatbot['id']}.{format}"
     return StreamingResponse(

@@ -390,4 +390,8 @@ async def _chat(
         async for event in service.events(chatbot, request, conversation):
             reply(event.event, event.data)
     except DomainError as error:
-        reply("error", {"message": error.detail or error.title})
+        # As REST answers it: a refused quota names itself and when it resets.
+        failed: dict[str, object] = {"message": error.detail or error.title, **error.extensions}
+        if error.headers and "Retry-After" in error.headers:
+            failed["retry_after"] = int(error.headers["Retry-After"])
+        reply("error", failed)

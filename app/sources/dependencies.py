@@ -6,6 +6,7 @@ from fastapi import Depends
 
 from app.chatbots.repository import ChatbotRepository
 from app.container import ContainerDep
+from app.quotas.plans import Plans
 from app.retrieval.repository import ChunkRepository
 from app.retrieval.segments import SegmentRepository
 from app.sources.fetch import Fetcher
@@ -23,6 +24,7 @@ async def get_source_service(container: ContainerDep) -> SourceService:
         resources.settings,
         container.ingest_queue,
         Fetcher.configured(resources.settings),
+        Plans(resources),
     )
 
 

@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import NotRequired, TypedDict
 
-from app.sources.schemas import CrawlMode, SourceKind, SourceStatus
+from app.sources.schemas import CrawlMode, RefreshOutcome, RefreshSchedule, SourceKind, SourceStatus
 
 
 class SourceFileDocument(TypedDict):
@@ -28,6 +28,24 @@ class ProgressDocument(TypedDict):
     pages: int
 
 
+class FetchedPageDocument(TypedDict):
+    """A page of a URL source as last fetched: what a conditional request sends back
+    (`etag`, `last_modified`), and what tells whether its text changed (`digest`)."""
+
+    url: str  # as requested
+    final_url: str  # after redirects: the `url` of its chunks
+    title: str
+    etag: str | None
+    last_modified: str | None
+    digest: str  # sha256 of the page's text
+    chars: int
+
+
+class LastRefreshDocument(TypedDict):
+    outcome: RefreshOutcome
+    reason: str | None
+
+
 class SourceDocument(TypedDict):
     """A source holds its content in one of `text` (text and Q&A), `file` or `crawl` (URL)."""
 
@@ -47,4 +65,18 @@ class SourceDocument(TypedDict):
     char_count: int | None  # known once processed (at once for text)
     chunk_count: int
     created_at: datetime
+    updated_at: datetime
+    # URL sources; absent on sources from before refresh schedules.
+    refresh_schedule: NotRequired[RefreshSchedule | None]  # None: the chatbot's default
+    next_refresh_at: NotRequired[datetime | None]  # None: not scheduled
+    last_refreshed_at: NotRequired[datetime | None]
+    last_refresh_outcome: NotRequired[LastRefreshDocument | None]
+    fetched_pages: NotRequired[list[FetchedPageDocument]]
+
+
+class SourceSettingsDocument(TypedDict):
+    """A chatbot's defaults for its sources (absent: the defaults of `SourceSettings`)."""
+
+    chatbot_id: str
+    refresh_schedule: RefreshSchedule
     updated_at: datetime

@@ -2,7 +2,7 @@
 
 from http import HTTPStatus
 
-from app.core.errors import ConflictError, DomainError, NotFoundError
+from app.core.errors import ConflictError, DomainError, NotFoundError, UnprocessableError
 
 
 class SourceLimitError(DomainError):
@@ -33,3 +33,8 @@ class ResyncPendingError(ConflictError):
 class SourceNotFoundError(NotFoundError):
     def __init__(self) -> None:
         super().__init__("No such source on this chatbot")
+
+
+class NotRefreshableError(UnprocessableError):
+    def __init__(self) -> None:
+        super().__init__("Only URL sources have a refresh schedule")

@@ -6,6 +6,9 @@ unless its host or address is on INGEST_URL_ALLOWLIST. The connection then goes 
 addresses that were checked, never to a fresh DNS answer, so a name whose answer changes after
 the check (DNS rebinding) cannot steer it elsewhere; the Host header, the TLS server name and the
 certificate check keep the host's name. Each page is bounded in time and size.
+
+A page fetched before can be asked for conditionally (If-None-Match, If-Modified-Since): a 304
+comes back as a page marked `not_modified`, without a body.
 """
 
 import asyncio
@@ -40,7 +43,12 @@ class UnsafeUrlError(Exception):
 
 
 class FetchError(Exception):
-    """The page could not be fetched; the message says why."""
+    """The page could not be fetched; the message says why (`status`: the HTTP status the
+    server answered, when it answered)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -181,10 +189,26 @@ class _PinnedTransport(httpx.AsyncHTTPTransport):
 
 
 @dataclass(frozen=True)
+class Validators:
+    """What the server said identifies the version of a page it sent (ETag, Last-Modified)."""
+
+    url: str  # the URL that answered them: they are sent back to it only
+    etag: str | None
+    last_modified: str | None
+
+    def headers(self) -> dict[str, str]:
+        sent = {"If-None-Match": self.etag, "If-Modified-Since": self.last_modified}
+        return {name: value for name, value in sent.items() if value}
+
+
+@dataclass(frozen=True)
 class Page:
     url: str
     content_type: str
     body: bytes
+    etag: str | None = None
+    last_modified: str | None = None
+    not_modified: bool = False  # a 304: the page is as it was when `validators` were given
 
 
 class Fetcher:
@@ -236,31 +260,49 @@ class FetchSession:
         self._pins = pins
         self._headers = {"User-Agent": fetcher.user_agent}
 
-    async def get(self, url: str) -> Page:
+    async def get(self, url: str, validators: Validators | None = None) -> Page:
         """Follows redirects itself, so that every hop is checked and pinned before it is
-        contacted."""
+        contacted. With `validators` the request is conditional at the URL that gave them."""
         fetcher = self._fetcher
         seconds, max_bytes = fetcher.page_seconds, fetcher.max_bytes
         for _ in range(MAX_REDIRECTS + 1):
             hop = await check_url(url, fetcher.allowlist, fetcher.resolve)
             self._pins[hop.host, hop.port] = hop.addresses
+            asked = validators.headers() if validators else {}
+            conditional = (
+                bool(asked) and validators is not None and validators.url == str(httpx.URL(url))
+            )
+            headers = {**self._headers, **asked} if conditional else self._headers
             try:
                 async with asyncio.timeout(seconds):
                     async with self._client.stream(
-                        "GET", url, headers=self._headers, timeout=seconds
+                        "GET", url, headers=headers, timeout=seconds
                     ) as response:
-                        if response.is_redirect:
+                        etag = response.headers.get("etag")
+                        modified = response.headers.get("last-modified")
+                        if response.status_code == 304 and conditional:
+                            assert validators is not None
+                            return Page(
+                                str(response.url),
+                                "",
+                                b"",
+                                etag or validators.etag,
+                                modified or validators.last_modified,
+                                not_modified=True,
+                            )
+                        if response.has_redirect_location:
                             url = urljoin(url, response.headers["location"])
                             continue
                         if response.status_code != 200:
-                            raise FetchError(f"{url} answered {response.status_code}")
+                            status = response.status_code
+                            raise FetchError(f"{url} answered {status}", status)
                         body = bytearray()
                         async for part in response.aiter_bytes():
                             body += part
                             if len(body) > max_bytes:
                                 raise FetchError(f"{url} is larger than {max_bytes} bytes")
                         kind = response.headers.get("content-type", "").split(";")[0].strip()
-                        return Page(str(response.url), kind, bytes(body))
+                        return Page(str(response.url), kind, bytes(body), etag, modified)
             except TimeoutError:
                 raise FetchError(f"{url} took longer than {seconds:g} s") from None
             except httpx.HTTPError as error:

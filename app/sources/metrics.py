@@ -1,4 +1,4 @@
-"""Prometheus metrics of the ingestion worker."""
+"""Prometheus metrics of the ingestion worker and of scheduled refreshes."""
 
 from prometheus_client import Counter, Gauge
 
@@ -11,4 +11,9 @@ INGEST_BACKLOG = Gauge(
     "botsmith_ingest_backlog",
     "Ingestion jobs not yet acknowledged: waiting in the stream plus being processed.",
     multiprocess_mode="livemax",
+)
+SOURCE_REFRESHES = Counter(
+    "botsmith_source_refreshes",
+    "Scheduled refreshes of URL sources, by outcome (unchanged, updated, failed).",
+    ["outcome"],
 )

@@ -1,18 +1,21 @@
-"""The only code that touches the sources collection (chunks belong to retrieval)."""
+"""The only code that touches the sources and source_settings collections (chunks belong to
+retrieval)."""
 
 from datetime import datetime
 from typing import Any, cast
 
 from app.core.db import Document, MongoDatabase
-from app.sources.documents import SourceDocument
-from app.sources.schemas import SourceStatus
+from app.sources.documents import SourceDocument, SourceSettingsDocument
+from app.sources.schemas import RefreshSchedule, SourceKind, SourceStatus
 
-_NO_DATA = {"_id": 0, "file.data": 0}
+_NO_DATA = {"_id": 0, "file.data": 0, "fetched_pages": 0}
+_SETTLED = [SourceStatus.READY.value, SourceStatus.FAILED.value]
 
 
 class SourceRepository:
     def __init__(self, db: MongoDatabase) -> None:
         self._sources = db["sources"]
+        self._settings = db["source_settings"]
 
     async def insert(self, source: SourceDocument) -> None:
         await self._sources.insert_one(cast("Document", source))
@@ -61,6 +64,58 @@ class SourceRepository:
 
     async def update(self, source_id: str, fields: dict[str, Any]) -> None:
         await self._sources.update_one({"id": source_id}, {"$set": fields})
+
+    async def set_schedule(
+        self, source_id: str, schedule: RefreshSchedule | None, next_at: datetime | None
+    ) -> None:
+        await self.update(source_id, {"refresh_schedule": schedule, "next_refresh_at": next_at})
+
+    async def reschedule(self, source_id: str, next_at: datetime | None) -> None:
+        await self.update(source_id, {"next_refresh_at": next_at})
+
+    async def following_default(self, chatbot_id: str) -> list[SourceDocument]:
+        """The chatbot's URL sources without a refresh schedule of their own."""
+        found = self._sources.find(
+            {
+                "chatbot_id": chatbot_id,
+                "kind": SourceKind.URL.value,
+                "refresh_schedule": None,  # also matches sources from before schedules
+            },
+            _NO_DATA,
+        )
+        return cast("list[SourceDocument]", await found.to_list())
+
+    async def due_for_refresh(self, now: datetime, limit: int) -> list[SourceDocument]:
+        """Settled sources whose next refresh is due, the longest due first."""
+        found = self._sources.find(
+            {"next_refresh_at": {"$lte": now}, "status": {"$in": _SETTLED}}, _NO_DATA
+        )
+        due = await found.sort([("next_refresh_at", 1), ("id", 1)]).limit(limit).to_list()
+        return cast("list[SourceDocument]", due)
+
+    async def claim_for_refresh(self, source_id: str, now: datetime, next_at: datetime) -> bool:
+        """Marks a due, settled source `processing` and schedules its next refresh; False when
+        it is no longer due or no longer settled (a resync took it, its schedule changed)."""
+        result = await self._sources.update_one(
+            {"id": source_id, "status": {"$in": _SETTLED}, "next_refresh_at": {"$lte": now}},
+            {
+                "$set": {
+                    "status": SourceStatus.PROCESSING.value,
+                    "updated_at": now,
+                    "next_refresh_at": next_at,
+                }
+            },
+        )
+        return result.modified_count == 1
+
+    async def settings(self, chatbot_id: str) -> SourceSettingsDocument | None:
+        found = await self._settings.find_one({"chatbot_id": chatbot_id}, {"_id": 0})
+        return cast("SourceSettingsDocument | None", found)
+
+    async def save_settings(self, settings: SourceSettingsDocument) -> None:
+        await self._settings.update_one(
+            {"chatbot_id": settings["chatbot_id"]}, {"$set": dict(settings)}, upsert=True
+        )
 
     async def set_status(
         self, source_id: str, status: SourceStatus, now: datetime, **fields: Any

@@ -10,7 +10,14 @@ from app.core.body_limit import UPLOAD_BODY
 from app.core.errors import problem_responses
 from app.sources.dependencies import SourceServiceDep
 from app.sources.errors import FileTooLargeError
-from app.sources.schemas import QASourceCreate, SourceOut, TextSourceCreate, UrlSourceCreate
+from app.sources.schemas import (
+    QASourceCreate,
+    SourceOut,
+    SourceSettings,
+    SourceUpdate,
+    TextSourceCreate,
+    UrlSourceCreate,
+)
 
 router = APIRouter(
     prefix="/chatbots/{chatbot_id}/sources",
@@ -73,7 +80,8 @@ async def add_url(
 ) -> SourceOut:
     """A web page, the pages of a sitemap (`mode: sitemap`), or a same-site crawl
     (`mode: crawl`, with `max_depth`, `max_pages`, `include` and `exclude` path patterns).
-    Private, loopback, link-local and metadata addresses are refused, also after redirects."""
+    Private, loopback, link-local and metadata addresses are refused, also after redirects.
+    `refresh_schedule` (off, hourly, daily, weekly) fetches the pages again on its own."""
     return await service.add_url(chatbot, body)
 
 
@@ -87,6 +95,15 @@ async def get_source(
     source_id: SourceId, chatbot: OwnedChatbot, service: SourceServiceDep
 ) -> SourceOut:
     return await service.get(chatbot, source_id)
+
+
+@router.patch("/{source_id}", responses=problem_responses(422))
+async def update_source(
+    source_id: SourceId, body: SourceUpdate, chatbot: OwnedChatbot, service: SourceServiceDep
+) -> SourceOut:
+    """Changes a URL source's `refresh_schedule` (null: the chatbot's default); the next
+    refresh is scheduled one period (give or take a tenth) from now."""
+    return await service.update(chatbot, source_id, body)
 
 
 @router.post(
@@ -108,3 +125,27 @@ async def delete_source(
 ) -> None:
     """Deletes the source and its chunks."""
     await service.delete(chatbot, source_id)
+
+
+# Beside the sources rather than under them: `/sources/{source_id}` takes every name there.
+defaults_router = APIRouter(
+    prefix="/chatbots/{chatbot_id}/source-defaults",
+    tags=["knowledge"],
+    responses=problem_responses(404),
+)
+
+
+@defaults_router.get("")
+async def get_source_defaults(chatbot: OwnedChatbot, service: SourceServiceDep) -> SourceSettings:
+    """The chatbot's defaults for its sources: the refresh schedule of URL sources that have
+    none of their own."""
+    return await service.settings(chatbot)
+
+
+@defaults_router.put("", responses=problem_responses(422))
+async def save_source_defaults(
+    body: SourceSettings, chatbot: OwnedChatbot, service: SourceServiceDep
+) -> SourceSettings:
+    """Sets the chatbot's defaults; URL sources that follow the default schedule are
+    scheduled anew."""
+    return await service.save_settings(chatbot, body)

@@ -24,6 +24,21 @@ class SourceStatus(StrEnum):
     FAILED = "failed"
 
 
+class RefreshSchedule(StrEnum):
+    """How often a URL source is fetched again on its own."""
+
+    OFF = "off"
+    HOURLY = "hourly"
+    DAILY = "daily"
+    WEEKLY = "weekly"
+
+
+class RefreshOutcome(StrEnum):
+    UNCHANGED = "unchanged"  # every page answered 304 or had the same text: nothing rewritten
+    UPDATED = "updated"  # the pages that changed have new chunks; the others kept theirs
+    FAILED = "failed"  # the previous chunks stay in place; `reason` says why
+
+
 class TextSourceCreate(RequestModel):
     title: Annotated[str, Field(min_length=1, max_length=200)]
     text: Annotated[str, Field(min_length=1, max_length=1_000_000)]
@@ -75,6 +90,34 @@ class UrlSourceCreate(RequestModel):
         default_factory=list, description="Path patterns (RE2); none may match"
     )
     title: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    refresh_schedule: RefreshSchedule | None = Field(
+        default=None,
+        description="How often the pages are fetched again; null or omitted: the chatbot's "
+        "default (`/source-defaults`)",
+    )
+
+
+class SourceUpdate(RequestModel):
+    """Only the fields sent are changed."""
+
+    refresh_schedule: RefreshSchedule | None = Field(
+        default=None,
+        description="off, hourly, daily or weekly (URL sources only); null: the chatbot's default",
+    )
+
+
+class SourceSettings(RequestModel):
+    """A chatbot's defaults for its sources."""
+
+    refresh_schedule: RefreshSchedule = Field(
+        default=RefreshSchedule.OFF,
+        description="The refresh schedule of URL sources that have none of their own",
+    )
+
+
+class LastRefresh(BaseModel):
+    outcome: RefreshOutcome
+    reason: str | None = None
 
 
 class Progress(BaseModel):
@@ -99,5 +142,11 @@ class SourceOut(BaseModel):
     progress: Progress
     char_count: int | None = None
     chunk_count: int = 0
+    refresh_schedule: RefreshSchedule | None = Field(
+        default=None, description="The source's own schedule; null: the chatbot's default"
+    )
+    last_refreshed_at: datetime | None = None
+    next_refresh_at: datetime | None = None
+    last_refresh_outcome: LastRefresh | None = None
     created_at: datetime
     updated_at: datetime

@@ -2,6 +2,7 @@
 Turning a source into chunks is the pipeline's job (`app.sources.pipeline`)."""
 
 import hashlib
+from datetime import datetime
 
 from bson import Binary
 from redis.exceptions import RedisError
@@ -10,14 +11,16 @@ from app.chatbots.documents import ChatbotDocument
 from app.chatbots.repository import ChatbotRepository
 from app.core.config import Settings
 from app.core.security import new_id, utcnow
+from app.quotas.errors import QuotaStockError
+from app.quotas.plans import Plans
 from app.retrieval.repository import ChunkRepository
 from app.retrieval.segments import SegmentRepository
 from app.sources.documents import CrawlDocument, SourceDocument, SourceFileDocument
 from app.sources.errors import (
     FileTooLargeError,
+    NotRefreshableError,
     RefusedUrlError,
     ResyncPendingError,
-    SourceLimitError,
     SourceNotFoundError,
     UnsupportedFileError,
 )
@@ -25,11 +28,15 @@ from app.sources.extract import file_type
 from app.sources.fetch import Fetcher, UnsafeUrlError
 from app.sources.queue import IngestQueue
 from app.sources.repository import SourceRepository
+from app.sources.schedule import next_refresh_at
 from app.sources.schemas import (
     QASourceCreate,
+    RefreshSchedule,
     SourceKind,
     SourceOut,
+    SourceSettings,
     SourceStatus,
+    SourceUpdate,
     TextSourceCreate,
     UrlSourceCreate,
 )
@@ -54,6 +61,7 @@ class SourceService:
         settings: Settings,
         queue: IngestQueue,
         fetcher: Fetcher,
+        plans: Plans,
     ) -> None:
         self._sources = sources
         self._chunks = chunks
@@ -62,6 +70,7 @@ class SourceService:
         self._settings = settings
         self._queue = queue
         self._fetcher = fetcher
+        self._plans = plans
 
     async def add_text(self, chatbot: ChatbotDocument, request: TextSourceCreate) -> SourceOut:
         return await self._add(chatbot, SourceKind.TEXT, request.title, text=request.text)
@@ -104,7 +113,14 @@ class SourceService:
             "exclude": list(request.exclude),
         }
         title = request.title or url
-        return await self._add(chatbot, SourceKind.URL, title, crawl=crawl, raw=url.encode())
+        return await self._add(
+            chatbot,
+            SourceKind.URL,
+            title,
+            crawl=crawl,
+            raw=url.encode(),
+            refresh_schedule=request.refresh_schedule,
+        )
 
     async def _add(
         self,
@@ -116,21 +132,25 @@ class SourceService:
         file: SourceFileDocument | None = None,
         crawl: CrawlDocument | None = None,
         raw: bytes | None = None,
+        refresh_schedule: RefreshSchedule | None = None,
     ) -> SourceOut:
-        settings = self._settings
-        if (
-            await self._sources.count_for_chatbot(chatbot["id"])
-            >= settings.ingest_max_sources_per_bot
-        ):
-            raise SourceLimitError(
-                f"This chatbot already has {settings.ingest_max_sources_per_bot} sources"
+        # The owner's plan sets the caps; without one, INGEST_MAX_*_PER_BOT.
+        plan = await self._plans.of(chatbot["user_id"])
+        max_sources, max_chars = plan.max_sources_per_chatbot, plan.max_chars_per_chatbot
+        if await self._sources.count_for_chatbot(chatbot["id"]) >= max_sources.value:
+            raise QuotaStockError(
+                max_sources.quota,
+                max_sources.value,
+                f"This chatbot already has {max_sources.value} sources ({max_sources.origin})",
             )
         chars = len(text) if text is not None else None
         used = await self._sources.chars_for_chatbot(chatbot["id"])
-        if chars is not None and used + chars > settings.ingest_max_chars_per_bot:
-            raise SourceLimitError(
-                f"This source would take the chatbot past {settings.ingest_max_chars_per_bot} "
-                f"characters of knowledge ({used} used)"
+        if chars is not None and used + chars > max_chars.value:
+            raise QuotaStockError(
+                max_chars.quota,
+                max_chars.value,
+                f"This source would take the chatbot past {max_chars.value} characters of "
+                f"knowledge ({used} used; {max_chars.origin})",
             )
         now = utcnow()
         content = raw if raw is not None else (text or "").encode()
@@ -153,6 +173,10 @@ class SourceService:
             "created_at": now,
             "updated_at": now,
         }
+        if kind == SourceKind.URL:
+            schedule = refresh_schedule or await self._default_schedule(chatbot["id"])
+            source["refresh_schedule"] = refresh_schedule
+            source["next_refresh_at"] = self._next_refresh(schedule)
         await self._sources.insert(source)
         await self._queue.submit(source["id"])
         return source_out(source, await self._waiting([source]))
@@ -167,6 +191,54 @@ class SourceService:
         if source is None:
             raise SourceNotFoundError()
         return source_out(source, await self._waiting([source]))
+
+    async def update(
+        self, chatbot: ChatbotDocument, source_id: str, request: SourceUpdate
+    ) -> SourceOut:
+        source = await self._sources.get(chatbot["id"], source_id)
+        if source is None:
+            raise SourceNotFoundError()
+        if "refresh_schedule" in request.model_fields_set:
+            if source["kind"] != SourceKind.URL:
+                raise NotRefreshableError()
+            own = request.refresh_schedule
+            schedule = own or await self._default_schedule(chatbot["id"])
+            await self._sources.set_schedule(source_id, own, self._next_refresh(schedule))
+        return await self.get(chatbot, source_id)
+
+    async def settings(self, chatbot: ChatbotDocument) -> SourceSettings:
+        stored = await self._sources.settings(chatbot["id"])
+        if stored is None:
+            return SourceSettings()
+        return SourceSettings(refresh_schedule=RefreshSchedule(stored["refresh_schedule"]))
+
+    async def save_settings(
+        self, chatbot: ChatbotDocument, request: SourceSettings
+    ) -> SourceSettings:
+        """Saves the chatbot's defaults; URL sources that follow the default refresh schedule
+        are scheduled anew when it changes."""
+        before = await self.settings(chatbot)
+        await self._sources.save_settings(
+            {
+                "chatbot_id": chatbot["id"],
+                "refresh_schedule": request.refresh_schedule,
+                "updated_at": utcnow(),
+            }
+        )
+        if request.refresh_schedule != before.refresh_schedule:
+            for source in await self._sources.following_default(chatbot["id"]):
+                next_at = self._next_refresh(request.refresh_schedule)
+                await self._sources.reschedule(source["id"], next_at)
+        return request
+
+    async def _default_schedule(self, chatbot_id: str) -> RefreshSchedule:
+        stored = await self._sources.settings(chatbot_id)
+        return (
+            RefreshSchedule.OFF if stored is None else RefreshSchedule(stored["refresh_schedule"])
+        )
+
+    def _next_refresh(self, schedule: RefreshSchedule) -> datetime | None:
+        return next_refresh_at(utcnow(), schedule, self._settings.source_refresh_period_scale)
 
     async def _waiting(self, sources: list[SourceDocument]) -> str | None:
         """Why pending sources wait, when no ingestion worker has been seen for a while."""

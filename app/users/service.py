@@ -5,6 +5,8 @@ from datetime import timedelta
 from http import HTTPStatus
 from typing import Any
 
+from app.audit.documents import AuditAction, AuditOutcome
+from app.audit.log import AuditTrail, email_target, user_target
 from app.core.config import Settings
 from app.core.errors import DomainError
 from app.core.security import (
@@ -77,21 +79,45 @@ class AuthService:
         await self._users.insert(user)
         return user_out(user)
 
-    async def login(self, request: LoginRequest, client_address: str) -> TokenPair:
+    async def login(
+        self, request: LoginRequest, client_address: str, audit: AuditTrail
+    ) -> TokenPair:
         """Attempts count per email and client address (the trusted one, as rate limits see
         it): one client's guesses do not lock the account's owner out elsewhere."""
         throttle_key = f"login:{request.email}|{client_address}"
-        await self._count_attempt(throttle_key)
+        try:
+            await self._count_attempt(throttle_key)
+        except TooManyAttemptsError:
+            await self._login_refused(audit, request.email, "throttled")
+            raise
         user = await self._users.by_email(request.email)
         password_hash = user["password_hash"] if user else None
         if user is None or not verify_password(request.password, password_hash):
+            await self._login_refused(audit, request.email, "invalid_credentials", user)
             raise AuthenticationError(INVALID_LOGIN)
         await self._throttle.reset(throttle_key)
         if user["status"] != UserStatus.ACTIVE:
+            await self._login_refused(audit, request.email, "suspended", user)
             raise AuthenticationError("This account is suspended")
         if password_needs_rehash(user["password_hash"]):
             await self._users.update(user["id"], {"password_hash": hash_password(request.password)})
-        return await self._issue(user, family_id=new_id())
+        tokens = await self._issue(user, family_id=new_id())
+        await audit.record(AuditAction.LOGIN, actor_id=user["id"], target=user_target(user["id"]))
+        return tokens
+
+    async def _login_refused(
+        self, audit: AuditTrail, email: str, reason: str, user: UserDocument | None = None
+    ) -> None:
+        """A refused login names the account when there is one, else the email's digest."""
+        if user is None:
+            user = await self._users.by_email(email)
+        await audit.record(
+            AuditAction.LOGIN,
+            actor_id=None,
+            target=user_target(user["id"]) if user else email_target(self._settings, email),
+            outcome=AuditOutcome.FAILURE,
+            details={"reason": reason},
+        )
 
     async def refresh(self, refresh_token: str) -> TokenPair:
         now = utcnow()
@@ -108,19 +134,29 @@ class AuthService:
             raise AuthenticationError("This account is not active")
         return await self._issue(user, family_id=token["family_id"])
 
-    async def logout(self, refresh_token: str) -> None:
-        await self._tokens.consume(sha256_hex(refresh_token), utcnow())
+    async def logout(self, refresh_token: str, audit: AuditTrail) -> None:
+        token = await self._tokens.consume(sha256_hex(refresh_token), utcnow())
+        if token is not None:
+            user_id = token["user_id"]
+            await audit.record(AuditAction.LOGOUT, actor_id=user_id, target=user_target(user_id))
 
     async def change_password(
-        self, user: UserDocument, request: PasswordChangeRequest
+        self, user: UserDocument, request: PasswordChangeRequest, audit: AuditTrail
     ) -> TokenPair:
         if not await self._current_password_matches(user, request.current_password):
+            await _record_wrong_password(audit, AuditAction.PASSWORD_CHANGE, user)
             raise WrongPasswordError("The current password is wrong")
         new_hash = hash_password(request.new_password)
         updated = await self._change_credentials(user, {"password_hash": new_hash})
-        return await self._issue(updated, family_id=new_id())
+        tokens = await self._issue(updated, family_id=new_id())
+        await audit.record(
+            AuditAction.PASSWORD_CHANGE, actor_id=user["id"], target=user_target(user["id"])
+        )
+        return tokens
 
-    async def update_profile(self, user: UserDocument, request: UserUpdate) -> UserOut:
+    async def update_profile(
+        self, user: UserDocument, request: UserUpdate, audit: AuditTrail
+    ) -> UserOut:
         """A new email takes the current password and, like a password change, ends every
         session (this one included)."""
         fields = request.model_dump(
@@ -131,12 +167,40 @@ class AuthService:
         if fields.get("email", user["email"]) != user["email"]:
             password = request.current_password or ""
             if not await self._current_password_matches(user, password):
+                await _record_wrong_password(audit, AuditAction.EMAIL_CHANGE, user)
                 raise ForbiddenError("The current password is wrong")
-            return user_out(await self._change_credentials(user, fields))
+            changed = await self._change_credentials(user, fields)
+            # The addresses stay out of the log: it outlives the account's erasure.
+            await audit.record(
+                AuditAction.EMAIL_CHANGE, actor_id=user["id"], target=user_target(user["id"])
+            )
+            return user_out(changed)
         updated = await self._users.update(user["id"], {**fields, "updated_at": utcnow()})
         if updated is None:
             raise AuthenticationError("This account no longer exists")
         return user_out(updated)
+
+    async def close_account(self, user: UserDocument, password: str, audit: AuditTrail) -> None:
+        """The owner's own deletion: takes the current password (throttled like the others),
+        then ends the account's use at once; `app.governance` erases its data."""
+        if not await self._current_password_matches(user, password):
+            await _record_wrong_password(audit, AuditAction.ERASURE_REQUESTED, user)
+            raise ForbiddenError("The current password is wrong")
+        await self.end_account(user["id"])
+
+    async def end_account(self, user_id: str) -> bool:
+        """Suspends the account and ends every session (before its erasure); False when there
+        is no such account."""
+        now = utcnow()
+        suspended = await self._users.update(
+            user_id,
+            {"status": UserStatus.SUSPENDED.value, "updated_at": now},
+            bump_token_version=True,
+        )
+        if suspended is None:
+            return False
+        await self._tokens.revoke_all_for_user(user_id, now)
+        return True
 
     async def _count_attempt(self, throttle_key: str) -> None:
         """Counts a password attempt before the password is checked; refuses it over the limit."""
@@ -184,3 +248,13 @@ class AuthService:
             refresh_token=refresh_token,
             expires_in=self._settings.access_token_minutes * 60,
         )
+
+
+async def _record_wrong_password(audit: AuditTrail, action: str, user: UserDocument) -> None:
+    await audit.record(
+        action,
+        actor_id=user["id"],
+        target=user_target(user["id"]),
+        outcome=AuditOutcome.FAILURE,
+        details={"reason": "wrong_password"},
+    )

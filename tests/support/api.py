@@ -83,6 +83,21 @@ def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
     return body
 
 
+def analytics_command(
+    api_env: dict[str, str], action: str, chatbot_id: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Runs `botsmith analytics backfill|check` against the API's database."""
+    flags = ["--chatbot", chatbot_id] if chatbot_id else []
+    return subprocess.run(
+        [str(VENV_BIN / "botsmith"), "analytics", action, *flags],
+        capture_output=True,
+        text=True,
+        env=api_env,
+        cwd=ROOT,
+        timeout=120,
+    )
+
+
 def create_admin(
     api_env: dict[str, str], email: str, password: str = PASSWORD, *, promote: bool = False
 ) -> subprocess.CompletedProcess[str]:
