@@ -4,7 +4,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from app.audit.documents import AuditDocument
-from app.core.db import Document, MongoDatabase
+from app.core.db import Document, MongoDatabase, delete_batch
 from app.core.schemas import after_cursor
 
 _PUBLIC = {"_id": 0}
@@ -28,9 +28,4 @@ class AuditRepository:
 
     async def delete_older_than(self, cutoff: datetime, batch: int) -> int:
         """Deletes at most `batch` entries created before `cutoff`; returns how many."""
-        old = self._entries.find({"created_at": {"$lt": cutoff}}, {"_id": 1}).limit(batch)
-        ids = [document["_id"] for document in await old.to_list()]
-        if not ids:
-            return 0
-        result = await self._entries.delete_many({"_id": {"$in": ids}})
-        return result.deleted_count
+        return await delete_batch(self._entries, {"created_at": {"$lt": cutoff}}, batch)

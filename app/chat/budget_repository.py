@@ -8,7 +8,7 @@ from typing import Any
 from pymongo import ReturnDocument
 from pymongo.errors import OperationFailure
 
-from app.core.db import Document, is_duplicate_key
+from app.core.db import Document, is_duplicate_key, upsert
 from app.core.resources import Resources
 
 _LIMITS_NAMESPACE = "llm-budget"
@@ -80,16 +80,8 @@ class TokenUsageRepository:
             "updated_by": admin_id,
             "updated_at": now,
         }
-        try:
-            await self._limits.update_one(
-                {"user_id": user_id},
-                {"$set": fields, "$setOnInsert": {"user_id": user_id}},
-                upsert=True,
-            )
-        except OperationFailure as error:
-            if not is_duplicate_key(error):
-                raise
-            await self._limits.update_one({"user_id": user_id}, {"$set": fields})
+        change = {"$set": fields, "$setOnInsert": {"user_id": user_id}}
+        await upsert(self._limits, {"user_id": user_id}, change)
         await self._cache.invalidate(_LIMITS_NAMESPACE, user_id)
 
 

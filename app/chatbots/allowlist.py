@@ -14,10 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pymongo.errors import OperationFailure
-
 from app.core.config import Settings
-from app.core.db import Document, is_duplicate_key
+from app.core.db import Document, upsert
 from app.core.errors import UnprocessableError
 from app.core.resources import Resources
 
@@ -102,14 +100,6 @@ class ModelAllowlist:
             "updated_by": admin_id,
             "updated_at": now,
         }
-        try:
-            await self._collection.update_one(
-                {"id": _KEY}, {"$set": fields, "$setOnInsert": {"id": _KEY}}, upsert=True
-            )
-        except OperationFailure as error:
-            # Two first writes raced on the unique index: this one updates.
-            if not is_duplicate_key(error):
-                raise
-            await self._collection.update_one({"id": _KEY}, {"$set": fields})
+        await upsert(self._collection, {"id": _KEY}, {"$set": fields, "$setOnInsert": {"id": _KEY}})
         await self._cache.invalidate(_CACHE_NAMESPACE, _KEY)
         return _policy(self._settings, fields)

@@ -3,6 +3,7 @@
 from typing import Any
 
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, OperationFailure
 from pymongo.monitoring import (
@@ -38,6 +39,7 @@ from app.core.metrics import (
 Document = dict[str, Any]
 MongoClient = AsyncMongoClient[Document]
 MongoDatabase = AsyncDatabase[Document]
+MongoCollection = AsyncCollection[Document]
 
 
 class PoolMetricsListener(ConnectionPoolListener):
@@ -138,3 +140,25 @@ class CommandMetricsListener(CommandListener):
         MONGO_COMMAND_DURATION.labels(event.command_name, "error").observe(
             event.duration_micros / 1e6
         )
+
+
+async def delete_batch(collection: MongoCollection, query: Document, batch: int) -> int:
+    """Deletes at most `batch` of the documents matching `query` (a bounded delete, for work
+    done a batch at a time: retention, erasure); returns how many."""
+    found = collection.find(query, {"_id": 1}).limit(batch)
+    ids = [document["_id"] for document in await found.to_list()]
+    if not ids:
+        return 0
+    result = await collection.delete_many({"_id": {"$in": ids}})
+    return result.deleted_count
+
+
+async def upsert(collection: MongoCollection, query: Document, update: Document) -> None:
+    """`update_one` with upsert, safe when two first writes race on a unique index: the one that
+    loses (duplicate key) applies its update to the document the other created."""
+    try:
+        await collection.update_one(query, update, upsert=True)
+    except OperationFailure as error:
+        if not is_duplicate_key(error):
+            raise
+        await collection.update_one(query, update)

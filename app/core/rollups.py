@@ -19,14 +19,10 @@ nearest-rank sample, so it is exact below 100 ms and at most 10 % (one step) und
 above. Visitors are kept as short hashes so their union over hours gives exact unique counts.
 """
 
-import asyncio
-import contextlib
 import hashlib
 import json
 import logging
-import os
 import re
-import secrets
 import time
 import zlib
 from collections import Counter
@@ -39,7 +35,8 @@ from prometheus_client import Counter as MetricCounter
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from app.core.db import Document, MongoDatabase
+from app.core.db import Document, MongoDatabase, upsert
+from app.core.writers import this_process
 
 logger = logging.getLogger(__name__)
 
@@ -199,46 +196,6 @@ class HourTally:
         return update
 
 
-class _Writer:
-    """This process's writer name for the current hour, and a lock per document it writes."""
-
-    def __init__(self) -> None:
-        self.pid = os.getpid()
-        self.token = secrets.token_hex(4)
-        # Each lock with the number of calls holding or awaiting it, dropped at zero.
-        self.locks: dict[tuple[str, datetime, str], tuple[asyncio.Lock, int]] = {}
-
-    def name(self, now: datetime) -> tuple[str, datetime]:
-        """(writer, open_until): renamed each UTC hour, so older documents stop changing."""
-        epoch = hour_of(now)
-        return f"{self.pid}-{self.token}-{epoch:%Y%m%d%H}", epoch + HOUR
-
-    @contextlib.asynccontextmanager
-    async def serialised(self, key: tuple[str, datetime, str]) -> AsyncIterator[None]:
-        lock, users = self.locks.get(key, (asyncio.Lock(), 0))
-        self.locks[key] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self.locks[key]
-            if users == 1:
-                del self.locks[key]
-            else:
-                self.locks[key] = (lock, users - 1)
-
-
-_writer: _Writer | None = None
-
-
-def _this_process() -> _Writer:
-    # Per process, never inherited across a fork: two processes must never share a document.
-    global _writer
-    if _writer is None or _writer.pid != os.getpid():
-        _writer = _Writer()
-    return _writer
-
-
 class _FailureLog:
     """The first failed rollup write of each minute is logged; every one is counted."""
 
@@ -266,18 +223,15 @@ class RollupWriter:
         update = change.update()
         if not update:
             return
-        writer = _this_process()
-        now = datetime.now(UTC)
-        name, open_until = writer.name(now)
+        writer = this_process()
+        # Renamed each UTC hour, so older documents stop changing and can be compacted.
+        epoch = hour_of(datetime.now(UTC))
+        name, open_until = f"{writer.name}-{epoch:%Y%m%d%H}", epoch + HOUR
         hour = hour_of(moment)
         query = {"chatbot_id": chatbot_id, "hour": hour, "writer": name}
         update = {**update, "$set": {**update.get("$set", {}), "open_until": open_until}}
         async with writer.serialised((chatbot_id, hour, name)):
-            try:
-                await self._rollups.update_one(query, update, upsert=True)
-            except DuplicateKeyError:
-                # Another upsert created the document first: it exists now.
-                await self._rollups.update_one(query, update)
+            await upsert(self._rollups, query, update)
 
     async def record(self, chatbot_id: str, moment: datetime, change: HourTally) -> bool:
         """`add`, for a write already stored: a database error is logged and counted, not

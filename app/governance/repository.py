@@ -15,7 +15,7 @@ from typing import Any, cast
 
 from pymongo import ReturnDocument
 
-from app.core.db import Document, MongoDatabase, without_id
+from app.core.db import Document, MongoDatabase, delete_batch, without_id
 from app.core.ratelimit import route_policies
 from app.core.redis import RedisClient
 from app.core.resources import Resources
@@ -133,12 +133,7 @@ class StoredData:
 
     async def delete_batch(self, collection: str, query: dict[str, Any]) -> int:
         """Deletes at most one batch of the matching documents; returns how many."""
-        found = self._db[collection].find(query, {"_id": 1}).limit(self.batch)
-        ids = [document["_id"] for document in await found.to_list()]
-        if not ids:
-            return 0
-        result = await self._db[collection].delete_many({"_id": {"$in": ids}})
-        return result.deleted_count
+        return await delete_batch(self._db[collection], query, self.batch)
 
     # Conversations, and what hangs off them
 

@@ -5,10 +5,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from pymongo.errors import OperationFailure
-
-from app.core.db import Document, is_duplicate_key
+from app.core.db import Document, upsert
 from app.core.resources import Resources
+from app.core.writers import this_process
 from app.quotas.documents import BotQuotasDocument, PlanDocument, UsageDocument
 
 _PLAN_NAMESPACE = "plan"
@@ -44,12 +43,7 @@ class PlanRepository:
         user_id = plan["user_id"]
         fields = {name: value for name, value in plan.items() if name != "user_id"}
         change = {"$set": fields, "$setOnInsert": {"user_id": user_id}}
-        try:
-            await self._plans.update_one({"user_id": user_id}, change, upsert=True)
-        except OperationFailure as error:
-            if not is_duplicate_key(error):
-                raise
-            await self._plans.update_one({"user_id": user_id}, {"$set": fields})
+        await upsert(self._plans, {"user_id": user_id}, change)
         await self._cache.invalidate(_PLAN_NAMESPACE, user_id)
 
 
@@ -73,22 +67,31 @@ class UsageRepository:
                 "chatbot_id": chatbot_id,
             },
         }
-        key = {"scope": scope, "month": month}
-        try:
-            await self._usage.update_one(key, change, upsert=True)
-        except OperationFailure as error:
-            # Two first messages of the month raced on the unique index: this one counts again.
-            if not is_duplicate_key(error):
-                raise
-            await self._usage.update_one(key, change)
+        # One document per writing process (`app.core.writers`): FerretDB loses concurrent $inc.
+        writer = this_process()
+        key = {"scope": scope, "month": month, "writer": writer.name}
+        async with writer.serialised((scope, month)):
+            await upsert(self._usage, key, change)
 
     async def for_scopes(self, scopes: list[str], month: str) -> dict[str, UsageDocument]:
-        found = self._usage.find({"scope": {"$in": scopes}, "month": month}, {"_id": 0})
-        return {document["scope"]: cast("UsageDocument", document) async for document in found}
+        return await self._summed({"scope": {"$in": scopes}, "month": month})
 
     async def for_owner(self, user_id: str, month: str) -> dict[str, UsageDocument]:
-        found = self._usage.find({"user_id": user_id, "month": month}, {"_id": 0})
-        return {document["scope"]: cast("UsageDocument", document) async for document in found}
+        return await self._summed({"user_id": user_id, "month": month})
+
+    async def _summed(self, query: Document) -> dict[str, UsageDocument]:
+        """Each scope's month, summed over the documents of the processes that counted it."""
+        summed: dict[str, UsageDocument] = {}
+        async for found in self._usage.find(query, {"_id": 0, "writer": 0}):
+            document = cast("UsageDocument", found)
+            total = summed.get(document["scope"])
+            if total is None:
+                summed[document["scope"]] = {**document, "days": dict(document["days"])}
+                continue
+            total["messages"] += document["messages"]
+            for day, count in document["days"].items():
+                total["days"][day] = total["days"].get(day, 0) + count
+        return summed
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from app.chatbots.schemas import ChatbotStatus
 from app.core.config import Settings
 from app.core.events import EventBus, publish_event
 from app.core.resources import Resources
-from app.core.security import new_id, utcnow
+from app.core.security import new_id, sha256_hex, utcnow
 from app.quotas.plans import Plans
 from app.retrieval.documents import ChunkDocument, SearchedChunk, searched
 from app.retrieval.embeddings import EmbeddingsClient, EmbeddingsError
@@ -55,16 +55,12 @@ class Page:
     fetched: FetchedPageDocument | None = None  # a web page: what is kept for the next fetch
 
 
-def text_digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
 def content_hash(pages: list[Page]) -> str:
     return hashlib.sha256("\x00".join(f"{p.url}\x00{p.digest}" for p in pages).encode()).hexdigest()
 
 
 def _page_of_text(title: str, text: str) -> Page:
-    return Page(title, None, text, text_digest(text), len(text))
+    return Page(title, None, text, sha256_hex(text), len(text))
 
 
 class IngestionPipeline:
@@ -316,7 +312,7 @@ class IngestionPipeline:
                 assert previous is not None, "only a known page comes back without text"
                 digest, chars, keeps = previous["digest"], previous["chars"], True
             else:
-                digest, chars = text_digest(web.text), len(web.text)
+                digest, chars = sha256_hex(web.text), len(web.text)
                 keeps = (
                     previous is not None
                     and previous["digest"] == digest

@@ -81,10 +81,7 @@ class SourceRefresher:
 
     async def _default(self, chatbot_id: str, known: dict[str, RefreshSchedule]) -> RefreshSchedule:
         if chatbot_id not in known:
-            settings = await self._sources.settings(chatbot_id)
-            known[chatbot_id] = (
-                RefreshSchedule(settings["refresh_schedule"]) if settings else RefreshSchedule.OFF
-            )
+            known[chatbot_id] = await self._sources.default_schedule(chatbot_id)
         return known[chatbot_id]
 
 

@@ -112,6 +112,13 @@ class SourceRepository:
         found = await self._settings.find_one({"chatbot_id": chatbot_id}, {"_id": 0})
         return cast("SourceSettingsDocument | None", found)
 
+    async def default_schedule(self, chatbot_id: str) -> RefreshSchedule:
+        """The chatbot's default refresh schedule (off until its owner sets one)."""
+        stored = await self.settings(chatbot_id)
+        if stored is None:
+            return RefreshSchedule.OFF
+        return RefreshSchedule(stored["refresh_schedule"])
+
     async def save_settings(self, settings: SourceSettingsDocument) -> None:
         await self._settings.update_one(
             {"chatbot_id": settings["chatbot_id"]}, {"$set": dict(settings)}, upsert=True

@@ -174,7 +174,7 @@ class SourceService:
             "updated_at": now,
         }
         if kind == SourceKind.URL:
-            schedule = refresh_schedule or await self._default_schedule(chatbot["id"])
+            schedule = refresh_schedule or await self._sources.default_schedule(chatbot["id"])
             source["refresh_schedule"] = refresh_schedule
             source["next_refresh_at"] = self._next_refresh(schedule)
         await self._sources.insert(source)
@@ -202,15 +202,12 @@ class SourceService:
             if source["kind"] != SourceKind.URL:
                 raise NotRefreshableError()
             own = request.refresh_schedule
-            schedule = own or await self._default_schedule(chatbot["id"])
+            schedule = own or await self._sources.default_schedule(chatbot["id"])
             await self._sources.set_schedule(source_id, own, self._next_refresh(schedule))
         return await self.get(chatbot, source_id)
 
     async def settings(self, chatbot: ChatbotDocument) -> SourceSettings:
-        stored = await self._sources.settings(chatbot["id"])
-        if stored is None:
-            return SourceSettings()
-        return SourceSettings(refresh_schedule=RefreshSchedule(stored["refresh_schedule"]))
+        return SourceSettings(refresh_schedule=await self._sources.default_schedule(chatbot["id"]))
 
     async def save_settings(
         self, chatbot: ChatbotDocument, request: SourceSettings
@@ -230,12 +227,6 @@ class SourceService:
                 next_at = self._next_refresh(request.refresh_schedule)
                 await self._sources.reschedule(source["id"], next_at)
         return request
-
-    async def _default_schedule(self, chatbot_id: str) -> RefreshSchedule:
-        stored = await self._sources.settings(chatbot_id)
-        return (
-            RefreshSchedule.OFF if stored is None else RefreshSchedule(stored["refresh_schedule"])
-        )
 
     def _next_refresh(self, schedule: RefreshSchedule) -> datetime | None:
         return next_refresh_at(utcnow(), schedule, self._settings.source_refresh_period_scale)
