@@ -169,6 +169,8 @@ def test_a_visitor_erasure_leaves_no_trace_of_the_session_and_running_it_again_d
         conversation = visitor_traces(client, bot, session)
         kept = visitor_traces(client, bot, other_session)
         assert documents_mentioning(db, session), "the set-up stored nothing about the visitor"
+        asked = [name for name, _ in documents_mentioning(db, "iceland")]
+        assert "analytics_hours" in asked, "the rollups hold the question's text"
         assert db.webhook_deliveries.count_documents({"body": {"$regex": conversation}}) > 0
 
         erasure = request_erasure(client, owner, bot, session_id=session)
@@ -195,6 +197,13 @@ def test_a_visitor_erasure_leaves_no_trace_of_the_session_and_running_it_again_d
             hashed = hashlib.blake2b(session.encode(), digest_size=8).hexdigest()
             assert documents_mentioning(db, session, conversation, hashed) == []
             assert redis_keys_mentioning(redis_client, session) == []
+            # The visitor's words left the analytics too: the other visitor asked the same, and
+            # the rollups' entry lost its text; what remains is the other visitor's own.
+            assert "analytics_hours" not in {n for n, _ in documents_mentioning(db, "celand")}
+            assert all(
+                m["conversation_id"] == kept
+                for m in db.messages.find({"content": {"$regex": "Iceland"}})
+            )
             # The other visitor keeps everything.
             assert db.conversations.count_documents({"id": kept}) == 1
             assert db.messages.count_documents({"conversation_id": kept}) == 4

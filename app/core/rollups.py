@@ -42,6 +42,7 @@ logger = logging.getLogger(__name__)
 
 COLLECTION = "analytics_hours"
 COMPACTED = ""  # the writer name of an hour's compacted (or backfilled) document
+ERASED_QUESTION = "(erased on request)"  # a question's text once a visitor who asked it is erased
 HOUR = timedelta(hours=1)
 COMPACT_BATCH = 500  # documents folded per call of compact()
 REWRITE_ATTEMPTS = 5  # compare-and-set tries of a compacted day's rewrite
@@ -429,4 +430,49 @@ async def forget_visitors(db: MongoDatabase, chatbot_id: str, visitors: list[str
             rollups, document, without_visitors
         ):
             changed += 1
+    return changed
+
+
+async def forget_questions(db: MongoDatabase, chatbot_id: str, questions: list[str]) -> int:
+    """Replaces the text (and the example message) of these questions in the bot's rollups by
+    ERASED_QUESTION, in writers' and compacted documents: an erased visitor's words leave the
+    analytics, their counts stay (another visitor's same question loses its text too). Returns
+    how many documents changed; raises RollupConflict as forget_visitors does."""
+    rollups = db[COLLECTION]
+    keys = {short_hash(normalise_question(question)) for question in questions}
+    changed = 0
+    for key in sorted(keys):
+        result = await rollups.update_many(
+            {
+                "chatbot_id": chatbot_id,
+                "writer": {"$ne": COMPACTED},
+                f"questions.{key}.text": {"$exists": True},
+            },
+            {
+                "$set": {f"questions.{key}.text": ERASED_QUESTION},
+                "$unset": {f"questions.{key}.message_id": ""},
+            },
+        )
+        changed += result.modified_count
+
+    def without_texts(document: Document) -> Document | None:
+        hours = {h: HourTally.from_fields(f) for h, f in unpack(document).items()}
+        erased = [
+            question
+            for tally in hours.values()
+            for key, question in tally.questions.items()
+            if key in keys and (question.text != ERASED_QUESTION or question.message_id)
+        ]
+        if not erased:
+            return None
+        for question in erased:
+            question.text, question.message_id = ERASED_QUESTION, None
+        return {"$set": {"packed": pack(hours)}}
+
+    if keys:
+        async for document in rollups.find({"chatbot_id": chatbot_id, "writer": COMPACTED}):
+            if without_texts(document) is not None and await rewrite_day(
+                rollups, document, without_texts
+            ):
+                changed += 1
     return changed

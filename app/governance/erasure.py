@@ -162,6 +162,9 @@ class Eraser:
             return
         of_visitor = {"chatbot_id": chatbot_id, "$or": owned_by}
         while conversation_ids := await self._data.conversation_ids(of_visitor):
+            # Before the messages go: their texts are how their questions are found.
+            forgotten = await self._data.forget_questions(chatbot_id, conversation_ids)
+            await progress("analytics_questions", forgotten)
             await self._conversations.delete(
                 chatbot_id, conversation_ids, progress, deliveries=True
             )

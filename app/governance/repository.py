@@ -15,11 +15,12 @@ from typing import Any, cast
 
 from pymongo import ReturnDocument
 
+from app.analytics.repository import RESOLUTIONS
 from app.core.db import Document, MongoDatabase, delete_batch, without_id
 from app.core.ratelimit import route_policies
 from app.core.redis import RedisClient
 from app.core.resources import Resources
-from app.core.rollups import forget_visitors, short_hash
+from app.core.rollups import forget_questions, forget_visitors, short_hash
 from app.governance.documents import ErasureDocument, ErasureStatus
 from app.quotas.counters import quota_key
 from app.users.schemas import UserStatus
@@ -146,6 +147,23 @@ class StoredData:
             "session_id", {"chatbot_id": chatbot_id, "end_user_id": end_user_id}
         )
         return [session for session in sessions if isinstance(session, str)]
+
+    async def forget_questions(self, chatbot_id: str, conversation_ids: list[str]) -> int:
+        """Takes the questions asked in these conversations out of the analytics: their texts
+        in the hourly rollups, and the owner's answers to them recorded by analytics (the Q&A
+        source made from an answer is the owner's and stays). Returns the documents changed."""
+        asked = self._db["messages"].find(
+            {"conversation_id": {"$in": conversation_ids}, "role": "user"},
+            {"_id": 0, "id": 1, "content": 1},
+        )
+        questions = await asked.to_list()
+        changed = await forget_questions(
+            self._db, chatbot_id, [question["content"] for question in questions]
+        )
+        resolved = await self._db[RESOLUTIONS].delete_many(
+            {"message_id": {"$in": [question["id"] for question in questions]}}
+        )
+        return changed + resolved.deleted_count
 
     async def forget_visitors(self, chatbot_id: str, session_ids: Sequence[str]) -> int:
         """Takes the sessions' hashes out of the bot's hourly rollups (their unique-visitor
