@@ -358,7 +358,7 @@ def _seconds_after(later: str, earlier: str) -> float:
 
 
 def test_the_chatbot_default_applies_to_sources_without_a_schedule_of_their_own(
-    client: httpx.Client, owner: Account, site: Site
+    client: httpx.Client, owner: Account, site: Site, workers: list[IngestionWorker]
 ) -> None:
     bot = create_chatbot(client, owner)["id"]
     settings_url = f"/api/chatbots/{bot}/source-defaults"
@@ -367,6 +367,10 @@ def test_the_chatbot_default_applies_to_sources_without_a_schedule_of_their_own(
     assert following["refresh_schedule"] is None
     assert following["next_refresh_at"] is None  # the default is off
     own = add_url(client, owner, bot, url=site.base + "/menu", refresh_schedule="off").json()
+    # Ingested first: FerretDB applies concurrent updates of one document without isolation, so
+    # the worker marking a source ready could undo the schedule written meanwhile.
+    for source in (following, own):
+        assert wait_ready(client, owner, bot, source["id"])["status"] == "ready"
 
     saved = client.put(settings_url, json={"refresh_schedule": "weekly"}, headers=owner.headers)
     assert saved.status_code == 200, saved.text
