@@ -4,6 +4,7 @@ import subprocess
 
 import pytest
 from app.core.config import ConfigurationError, Settings, load_settings
+from app.core.redis_url import RedisMode, parse_redis_url
 
 from tests.support.processes import ROOT, TEST_JWT_SECRET, VENV_BIN
 
@@ -115,3 +116,64 @@ def test_serve_with_a_bad_value_prints_one_line_and_no_traceback(
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("configuration error: UVICORN_WORKERS:")
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "mode", "nodes", "service", "db"),
+    [
+        ("redis://cache.internal:6380/2", RedisMode.SERVER, [("cache.internal", 6380)], "", 2),
+        (
+            "redis+cluster://a.internal:7000,b.internal",
+            RedisMode.CLUSTER,
+            [("a.internal", 7000), ("b.internal", 6379)],
+            "",
+            0,
+        ),
+        (
+            "rediss+sentinel://:pw@s1.internal,s2.internal:26380/mymaster/1",
+            RedisMode.SENTINEL,
+            [("s1.internal", 26379), ("s2.internal", 26380)],
+            "mymaster",
+            1,
+        ),
+    ],
+)
+def test_redis_url_names_one_server_a_cluster_or_the_master_of_sentinels(
+    clean_env: pytest.MonkeyPatch,
+    url: str,
+    mode: RedisMode,
+    nodes: list[tuple[str, int]],
+    service: str,
+    db: int,
+) -> None:
+    clean_env.setenv("REDIS_URL", url)
+    settings = Settings(jwt_secret=TEST_JWT_SECRET)
+    assert settings.redis_url is not None
+    target = parse_redis_url(settings.redis_url)
+    assert (target.mode, list(target.nodes), target.service) == (mode, nodes, service)
+    assert target.options["db"] == db
+    assert target.tls is url.startswith("rediss")
+
+
+@pytest.mark.parametrize(
+    ("url", "complaint"),
+    [
+        ("redis://:hunter2@a.internal,b.internal/0", "redis:// names one server"),
+        ("redis+sentinel://:hunter2@s1.internal:26379", "needs the master's name"),
+        ("redis+cluster://:hunter2@a.internal:7000/1", "a Redis Cluster has database 0 only"),
+        ("redis+cluster://:hunter2@a.internal:7000/?socket_timeout=soon", "socket_timeout"),
+        ("memcached://:hunter2@a.internal", "URL scheme should be"),
+    ],
+)
+def test_a_wrong_redis_url_is_one_line_that_names_it_and_hides_the_password(
+    clean_env: pytest.MonkeyPatch, url: str, complaint: str
+) -> None:
+    clean_env.setenv("JWT_SECRET", TEST_JWT_SECRET)
+    clean_env.setenv("REDIS_URL", url)
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert message.startswith("configuration error: REDIS_URL:")
+    assert complaint in message
+    assert "\n" not in message
+    assert "hunter2" not in message

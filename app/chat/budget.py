@@ -23,6 +23,7 @@ from redis.exceptions import RedisError
 from app.chat.budget_repository import OwnerLimits, SpentTokens, TokenUsageRepository
 from app.core.errors import DomainError
 from app.core.periods import Periods, seconds_until, utc_iso
+from app.core.redis import register_script
 from app.core.resources import Resources
 from app.core.security import utcnow
 
@@ -93,7 +94,7 @@ class TokenBudget:
         self._redis = resources.redis
         self._circuit = resources.redis_circuit
         self._repository = TokenUsageRepository(resources)
-        self._raise_to = self._redis.register_script(_RAISE_TO) if self._redis else None
+        self._raise_to = register_script(self._redis, _RAISE_TO) if self._redis else None
 
     async def usage(self, user_id: str) -> OwnerUsage:
         return await self._usage_with(user_id, await self._repository.limits(user_id), utcnow())

@@ -10,13 +10,16 @@ from pydantic import (
     HttpUrl,
     IPvAnyNetwork,
     MongoDsn,
-    RedisDsn,
     SecretStr,
+    UrlConstraints,
     ValidationError,
     field_validator,
     model_validator,
 )
+from pydantic_core import MultiHostUrl
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from app.core.redis_url import SCHEMES, parse_redis_url
 
 # There is no built-in signing secret: `make dev` and the test scripts generate one per run folder.
 _PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "jwt-secret"}
@@ -26,6 +29,10 @@ _SENSITIVE_FIELDS = {"jwt_secret", "mongo_url", "redis_url"}
 
 PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
+# One server, a Redis Cluster or a Sentinel-managed master: the forms are in app/core/redis_url.py.
+RedisUrl = Annotated[
+    MultiHostUrl, UrlConstraints(allowed_schemes=list(SCHEMES), host_required=True)
+]
 
 
 class Environment(StrEnum):
@@ -70,8 +77,8 @@ class Settings(BaseSettings):
     read_policy_file: Path | None = None
     read_policy_reload_seconds: PositiveFloat = 5.0
 
-    # Redis; unset means single-process, in-process fallbacks
-    redis_url: RedisDsn | None = None
+    # Redis (one server, a Cluster or Sentinels); unset means single-process, in-process fallbacks
+    redis_url: RedisUrl | None = None
 
     # Serving
     uvicorn_workers: Annotated[int, Field(ge=1, le=64)] = 4
@@ -243,6 +250,13 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, url: MultiHostUrl | None) -> MultiHostUrl | None:
+        if url is not None:
+            parse_redis_url(url)
+        return url
 
     @model_validator(mode="after")
     def _check_consistency(self) -> Self:

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 
 from redis.exceptions import RedisError
 
-from app.core.redis import RedisClient
+from app.core.redis import RedisClient, publish, subscription
 
 logger = logging.getLogger(__name__)
 CHANNEL_PREFIX = "botsmith:events:"
@@ -43,7 +43,7 @@ class EventBus:
             await self._deliver(channel, event)
             return
         try:
-            await self._redis.publish(channel, json.dumps(event, default=str))
+            await publish(self._redis, channel, json.dumps(event, default=str))
         except RedisError as error:
             logger.warning("could not publish a %s event: %s", event.get("type"), error)
 
@@ -60,7 +60,7 @@ class EventBus:
         assert self._redis is not None
         while True:
             try:
-                async with self._redis.pubsub(ignore_subscribe_messages=True) as pubsub:
+                async with subscription(self._redis) as pubsub:
                     await pubsub.psubscribe(CHANNEL_PREFIX + "*")
                     while True:
                         # A bounded wait: a quiet channel is not a lost connection (listen()

@@ -263,7 +263,7 @@ class RateLimiter:
     async def _run_script(self, keys: list[str], args: list[int]) -> list[object]:
         """EVALSHA through the batcher, loading the script on NOSCRIPT (first use, restarts)."""
         assert self._batcher is not None
-        command = ("EVALSHA", self._sha, len(keys), *keys, *args)
+        command: tuple[str | int, ...] = ("EVALSHA", self._sha, len(keys), *keys, *args)
         try:
             result = await self._batcher.execute(*command)
         except NoScriptError:

@@ -12,7 +12,7 @@ from app.core.events import EventBus
 from app.core.http import http_client
 from app.core.ratelimit import VerifiedKeys
 from app.core.read_policy import ReadRouter
-from app.core.redis import RedisCircuit, RedisClient, create_redis_client
+from app.core.redis import RedisCircuit, RedisClient, close_redis_client, create_redis_client
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,5 +53,5 @@ async def close_resources(resources: Resources) -> None:
     await resources.events.stop()
     await resources.http.aclose()
     if resources.redis is not None:
-        await resources.redis.aclose()
+        await close_redis_client(resources.redis)
     await resources.mongo.close()

@@ -241,9 +241,11 @@ def account_key_prefixes(user_id: str, rate_classes: Sequence[str]) -> list[str]
 
 
 def account_keys(user_id: str) -> list[str]:
-    """The account's single keys: its password attempts and its cached documents."""
-    cached = (f"{_CACHE_PREFIX}{namespace}:{user_id}" for namespace in _ACCOUNT_CACHES)
-    return [f"botsmith:password-attempts:account:{user_id}", *cached]
+    """The account's single keys: its password attempts, its cached documents and their
+    loading locks (which name the account for a few seconds after a load)."""
+    cached = [f"{_CACHE_PREFIX}{namespace}:{user_id}" for namespace in _ACCOUNT_CACHES]
+    locks = [f"{key}:lock" for key in cached]
+    return [f"botsmith:password-attempts:account:{user_id}", *cached, *locks]
 
 
 def _glob_escape(text: str) -> str:

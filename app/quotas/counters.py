@@ -20,6 +20,7 @@ from datetime import datetime
 from redis.exceptions import RedisError
 
 from app.core.periods import Periods
+from app.core.redis import register_script
 from app.core.resources import Resources
 from app.core.security import utcnow
 from app.quotas.documents import BotQuotasDocument
@@ -167,7 +168,7 @@ class MessageQuotas:
         self._circuit = resources.redis_circuit
         self._plans = Plans(resources)
         self._usage = UsageRepository(resources)
-        self._script = self._redis.register_script(_COUNT_TURN) if self._redis else None
+        self._script = register_script(self._redis, _COUNT_TURN) if self._redis else None
 
     async def count_turn(
         self,
