@@ -1,6 +1,7 @@
 """The Helm chart, checked offline: lint, rendering with every values file, the rendered objects
 against Kubernetes' own schemas (and the CRDs' for ours), checkov, and the chart's policies."""
 
+import base64
 import json
 import subprocess
 from collections.abc import Iterator
@@ -26,11 +27,13 @@ from tests.support.processes import ROOT
 
 CHECKOV = ROOT / ".cache/checkov/bin/checkov"
 KUBERNETES_VERSION = "1.37.0"
-VALUES_FILES = {
-    "defaults": None,
-    "dev": CHART / "values-dev.yaml",
-    "production": CHART / "ci/production-values.yaml",
-    "everything": CHART / "ci/everything-values.yaml",
+VALUES_FILES: dict[str, tuple[Path, ...]] = {
+    "defaults": (),
+    "dev": (CHART / "values-dev.yaml",),
+    "production": (CHART / "ci/production-values.yaml",),
+    "everything": (CHART / "ci/everything-values.yaml",),
+    # The cluster tier's release (k8s-tests/test_full_cluster.py).
+    "local-cluster": (CHART / "values-dev.yaml", ROOT / "k8s-tests/local-cluster-values.yaml"),
 }
 PRIVATE_V4 = {
     "10.0.0.0/8",
@@ -43,8 +46,8 @@ PRIVATE_V6 = {"fc00::/7", "fe80::/10"}
 
 
 def values_args(name: str) -> list[str]:
-    path = VALUES_FILES[name]
-    return ["-f", str(path)] if path else JWT_SECRET_ARGS
+    paths = VALUES_FILES[name]
+    return [arg for path in paths for arg in ("-f", str(path))] if paths else JWT_SECRET_ARGS
 
 
 def container_env(manifest: Manifest) -> dict[str, dict[str, Any]]:
@@ -236,6 +239,38 @@ def test_the_worker_needs_redis_and_the_bundled_datastores_are_opt_in() -> None:
     secret = named(dev, "Secret", "-secrets")
     assert {"REDIS_URL", "JWT_SECRET"} <= set(secret["data"])
     assert set(named(dev, "Secret", "-mongodb-url")["data"]) == {"MONGO_URL"}
+
+
+def test_the_bundled_database_names_a_replica_set_only_when_it_runs_one() -> None:
+    def database(*args: str) -> tuple[str, Manifest]:
+        manifests = render("-f", str(CHART / "values-dev.yaml"), *args)
+        secret = named(manifests, "Secret", "-mongodb-url")
+        url = base64.b64decode(secret["data"]["MONGO_URL"]).decode()
+        return url, named(manifests, "StatefulSet", "-mongodb")
+
+    url, mongod = database()
+    assert url.endswith("/?replicaSet=rs0")
+    assert mongod["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] == "data"
+    url, ferretdb = database(
+        "--set", "mongodb.engine=ferretdb", "--set", "mongodb.persistent=false"
+    )
+    assert (
+        url == "mongodb://release-botsmith-mongodb-0.release-botsmith-mongodb.botsmith.svc:27017/"
+    )
+    container = ferretdb["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "localhost/ferretdb:local"
+    assert container["args"] == ["-listen-addr", "0.0.0.0:27017", "-data-dir", "/data/db"]
+    assert "volumeClaimTemplates" not in ferretdb["spec"]
+    volumes = ferretdb["spec"]["template"]["spec"]["volumes"]
+    assert {"name": "data", "emptyDir": {}} in volumes
+
+
+def test_large_integers_from_a_values_file_reach_the_settings_as_integers(tmp_path: Path) -> None:
+    values = tmp_path / "values.yaml"
+    values.write_text("config:\n  rateLimitPerMinute: 1000000\n  rateLimitPerHour: 100000000\n")
+    settings = named(render("-f", str(values)), "ConfigMap", "-config")["data"]
+    assert settings["RATE_LIMIT_PER_MINUTE"] == "1000000"  # not "1e+06"
+    assert settings["RATE_LIMIT_PER_HOUR"] == "100000000"
 
 
 def test_an_existing_secret_replaces_the_charts_own() -> None:

@@ -7,8 +7,6 @@ from collections.abc import Sequence
 
 import kopf
 
-from botsmith_operator.handlers import register
-
 DEFAULT_DRIFT_SECONDS = 300.0
 
 
@@ -32,6 +30,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not args.namespace and not args.all_namespaces:
         parser.error("give --namespace NAME (repeatable) or --all-namespaces")
+    # One process: the image's multiprocess metrics folder is not the operator's (its /tmp may be
+    # an empty volume, where the folder does not exist), so its metrics stay in memory.
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    from botsmith_operator.handlers import register
+
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.JSON)
     registry = kopf.OperatorRegistry()
     register(registry, args.drift_seconds)

@@ -103,11 +103,16 @@ app.kubernetes.io/component: {{ .component }}
 app.kubernetes.io/component: {{ .component }}
 {{- end }}
 
-{{/* MONGO_URL when the chart knows it: the bundled replica set's, or secrets.mongoUrl. */}}
+{{/* MONGO_URL when the chart knows it: the bundled database's (`?replicaSet=` only for a replica
+set), or secrets.mongoUrl. */}}
 {{- define "botsmith.mongoUrl" -}}
 {{- if .Values.mongodb.enabled }}
 {{- $host := printf "%s-mongodb-0.%s-mongodb.%s.svc:27017" (include "botsmith.fullname" .) (include "botsmith.fullname" .) .Release.Namespace }}
+{{- if eq .Values.mongodb.engine "ferretdb" }}
+{{- printf "mongodb://%s/" $host }}
+{{- else }}
 {{- printf "mongodb://%s/?replicaSet=%s" $host .Values.mongodb.replicaSetName }}
+{{- end }}
 {{- else }}
 {{- .Values.secrets.mongoUrl }}
 {{- end }}
