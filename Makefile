@@ -1,5 +1,5 @@
 # The two commands: `make dev` runs the service, `make test` runs every check.
-.PHONY: dev test install services stop lint format clean kind kind-test bench-http bench-retrieval bench-ws bench-analytics bench-cpu bench-rag widget-hash
+.PHONY: dev test install services stop lint format clean kind kind-test cluster-test bench-http bench-retrieval bench-ws bench-analytics bench-cpu bench-rag widget-hash
 
 dev:  ## install, start FerretDB and Redis, run the API and an ingestion worker in the foreground
 	bash scripts/dev.sh
@@ -34,6 +34,10 @@ clean:  ## remove local state (keeps the cached FerretDB binary)
 	bash scripts/services.sh stop dev
 	bash scripts/services.sh stop test
 	rm -rf .run .venv .mypy_cache .ruff_cache .pytest_cache
+
+cluster-test:  ## the cluster tier alone: images, a one-node cluster, the chart on real pods (root)
+	bash scripts/bootstrap.sh test
+	bash scripts/cluster/tier.sh
 
 kind:  ## a kind cluster "botsmith", then skaffold dev with the kind profile (needs Docker, kind, kubectl, skaffold)
 	kind get clusters | grep -qx botsmith || kind create cluster --name botsmith --wait 120s

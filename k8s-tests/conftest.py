@@ -1,6 +1,7 @@
 """A real Kubernetes control plane on loopback: etcd and kube-apiserver, built by
 `scripts/bootstrap.sh test` into .cache/bin. No kubelet: objects are stored and validated, pods
-never run. The full tier uses a real cluster instead (BOTSMITH_KUBECONFIG)."""
+never run. The full tier uses a real cluster instead (BOTSMITH_KUBECONFIG): the test command
+starts a one-node one with scripts/cluster/."""
 
 import os
 import secrets
@@ -10,7 +11,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 import pytest
@@ -160,23 +161,32 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]
 
 
 def kubectl(kubeconfig: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    binary = BIN / "kubectl" if (BIN / "kubectl").exists() else "kubectl"
     return subprocess.run(
-        ["kubectl", f"--kubeconfig={kubeconfig}", *args], capture_output=True, text=True
+        [str(binary), f"--kubeconfig={kubeconfig}", *args], capture_output=True, text=True
     )
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Skips a full-tier test with the reason; fails it where the full tier must run (the test
+    command's cluster tier sets BOTSMITH_REQUIRE_CLUSTER=1)."""
+    if os.environ.get("BOTSMITH_REQUIRE_CLUSTER") == "1":
+        pytest.fail(f"full tier: {reason}")
+    pytest.skip(f"full tier: {reason}")
 
 
 @pytest.fixture(scope="session")
 def full_cluster() -> Path:
-    """A real cluster with ready nodes (kind, minikube) named by BOTSMITH_KUBECONFIG, reached
-    with its kubectl and helm; else the full tier is skipped with the reason."""
+    """A real cluster with a ready node (scripts/cluster/, kind, minikube) named by
+    BOTSMITH_KUBECONFIG, reached with kubectl and helm; else the full tier is skipped."""
     kubeconfig = os.environ.get("BOTSMITH_KUBECONFIG")
     if not kubeconfig:
-        pytest.skip("full tier: set BOTSMITH_KUBECONFIG to a kind or minikube cluster's kubeconfig")
-    if shutil.which("kubectl") is None:
-        pytest.skip("full tier: kubectl is not installed")
+        unavailable("set BOTSMITH_KUBECONFIG to a cluster's kubeconfig")
+    if not (BIN / "kubectl").exists() and shutil.which("kubectl") is None:
+        unavailable("kubectl is not installed")
     nodes = kubectl(
         Path(kubeconfig), "wait", "--for=condition=Ready", "nodes", "--all", "--timeout=30s"
     )
     if nodes.returncode != 0:
-        pytest.skip(f"full tier: no ready nodes in BOTSMITH_KUBECONFIG: {nodes.stderr.strip()}")
+        unavailable(f"no ready nodes in BOTSMITH_KUBECONFIG: {nodes.stderr.strip()}")
     return Path(kubeconfig)

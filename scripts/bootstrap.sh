@@ -47,10 +47,11 @@ install_python() {
   touch "$stamp"
 }
 
-# build_go_tool NAME PACKAGE [LDFLAGS]: builds PACKAGE from tools/NAME (its go.mod pins the
-# version) into .cache/bin/NAME, once: again only when tools/NAME or this script changes.
+# build_go_tool NAME PACKAGE [LDFLAGS] [MODULE]: builds PACKAGE from tools/MODULE (default NAME;
+# its go.mod pins the version) into .cache/bin/NAME, once: again only when that folder or this
+# script changes.
 build_go_tool() {
-  local name="$1" package="$2" ldflags="${3:-}" src="$ROOT/tools/$1" binary="$CACHE_DIR/bin/$1"
+  local name="$1" package="$2" ldflags="${3:-}" src="$ROOT/tools/${4:-$1}" binary="$CACHE_DIR/bin/$1"
   if [ -x "$binary" ] && [ -z "$(find "$src" "$0" -newer "$binary" -type f)" ]; then
     return
   fi
@@ -82,6 +83,22 @@ install_checkov() {
   touch "$venv/bin/checkov"
 }
 
+install_cluster_packages() {
+  local missing=() command
+  for command in containerd runc iptables conntrack podman mmdebstrap; do
+    command -v "$command" >/dev/null 2>&1 || missing+=("$command")
+  done
+  [ -x /usr/lib/cni/bridge ] || missing+=(containernetworking-plugins)
+  [ ${#missing[@]} -eq 0 ] && return
+  log "installing Debian packages for the cluster tier: ${missing[*]}"
+  [ "$(id -u)" -eq 0 ] || die "need root (or sudo) to apt-get install ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # The project starts its own containerd for the cluster tier; not the system-wide one.
+  systemctl disable --now containerd >/dev/null 2>&1 || true
+}
+
 install_chromium() {
   command -v chromium >/dev/null 2>&1 && return
   log "installing Debian's chromium (the widget's tests drive it headless)"
@@ -94,12 +111,22 @@ install_chromium() {
 if [ "${1:-}" = "test" ]; then
   # The version Kubernetes' own release build stamps in; clients (Helm among them) read it.
   k8s_version="v1.37.2"
-  apiserver_ldflags=""
+  k8s_version_ldflags=""
   for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    apiserver_ldflags+=" -X $pkg.gitVersion=$k8s_version -X $pkg.gitMajor=1 -X $pkg.gitMinor=37"
+    k8s_version_ldflags+=" -X $pkg.gitVersion=$k8s_version -X $pkg.gitMajor=1 -X $pkg.gitMinor=37"
   done
-  build_go_tool kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$apiserver_ldflags"
+  for command in kube-apiserver kubelet kube-controller-manager kube-scheduler kube-proxy kubectl; do
+    build_go_tool "$command" "k8s.io/kubernetes/cmd/$command" "$k8s_version_ldflags" kubernetes
+  done
   build_go_tool etcd go.etcd.io/etcd/server/v3
+  # The rest of the cluster tier's one-node cluster (scripts/cluster/); what goes into an image
+  # `FROM scratch` is linked statically.
+  build_go_tool crictl sigs.k8s.io/cri-tools/cmd/crictl
+  CGO_ENABLED=0 build_go_tool coredns github.com/coredns/coredns "-s -w"
+  CGO_ENABLED=0 build_go_tool metrics-server sigs.k8s.io/metrics-server/cmd/metrics-server "-s -w"
+  CGO_ENABLED=0 build_go_tool pause . "-s -w"
+  CGO_ENABLED=0 build_go_tool ferretdb-static . "-s -w" ferretdb
+  install_cluster_packages
   install_checkov
   install_chromium
 fi

@@ -1,0 +1,3 @@
+module botsmith.local/tools/pause
+
+go 1.26.8
