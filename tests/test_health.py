@@ -1,11 +1,18 @@
 """Health, liveness and readiness against real FerretDB and Redis, through the running API."""
 
+import logging
+
 import httpx
+import pytest
+from app.core.config import Settings
+from app.core.logging import setup_logging
+from pymongo.errors import AutoReconnect
+from pymongo.logger import _log_client_error
 
 from tests.conftest import StartApi
 from tests.support.api import create_chatbot, sign_up
 from tests.support.metrics import scrape, value
-from tests.support.processes import FerretDB, free_port, poll_until
+from tests.support.processes import TEST_JWT_SECRET, FerretDB, free_port, poll_until
 
 # No test here runs an ingestion worker: readiness reports that, and stays ready for it.
 NO_WORKER = "no worker seen for 30 s: sources stay pending"
@@ -153,3 +160,22 @@ def test_requests_needing_the_database_get_503_while_it_is_gone_and_recover_with
     # One warning per outage and process, no traceback per request.
     assert "Traceback" not in log
     assert 1 <= log.count("database unavailable, answering 503") <= 2
+
+
+def test_a_failed_driver_background_task_is_one_warning_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """PyMongo's pool maintenance runs into an outage with a traceback per attempt; the service
+    logs it as one line (the race the outage test above may or may not hit)."""
+    setup_logging(Settings(jwt_secret=TEST_JWT_SECRET))
+    with caplog.at_level(logging.WARNING, logger="pymongo.client"):
+        try:
+            raise AutoReconnect("127.0.0.1:1: [Errno 111] Connect call failed")
+        except AutoReconnect:
+            _log_client_error()
+    (record,) = [r for r in caplog.records if r.name == "pymongo.client"]
+    assert record.levelname == "WARNING"
+    assert record.exc_info is None
+    assert record.getMessage() == (
+        "MongoDB background task failed: 127.0.0.1:1: [Errno 111] Connect call failed"
+    )

@@ -202,7 +202,10 @@ def test_thumbs_up_is_stored_and_the_conversation_survives_a_reload(
     page.locator(".launcher").click()
     _ask(page, "How long does the kettle take to boil?")
     answer = page.locator(".msg.bot").last
-    answer.locator("[data-rating=up]").click()
+    # The button shows pressed at once; the rating is stored when its request is answered.
+    with page.expect_response(lambda response: response.url.endswith("/feedback")) as sent:
+        answer.locator("[data-rating=up]").click()
+    assert sent.value.ok, sent.value.status
     expect(answer.locator("[data-rating=up]")).to_have_attribute("aria-pressed", "true")
 
     session = page.evaluate(

@@ -27,6 +27,21 @@ class RedactSecrets(logging.Filter):
         return True
 
 
+class OneLineDriverErrors(logging.Filter):
+    """PyMongo logs a failure of its background pool maintenance (refilling the pool to
+    MONGO_MIN_POOL_SIZE while the server is gone) with a full traceback, every time it runs
+    into the outage. The outage itself is reported once (app/core/outage.py); this keeps those
+    records to one warning line that names the error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            record.msg = f"MongoDB background task failed: {record.exc_info[1]}"
+            record.args = ()
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.exc_info = record.exc_text = None
+        return True
+
+
 class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id_var.get()
@@ -39,6 +54,9 @@ def setup_logging(settings: Settings) -> None:
         server_logger = logging.getLogger(name)
         if not any(isinstance(f, RedactSecrets) for f in server_logger.filters):
             server_logger.addFilter(RedactSecrets())
+    driver_logger = logging.getLogger("pymongo.client")
+    if not any(isinstance(f, OneLineDriverErrors) for f in driver_logger.filters):
+        driver_logger.addFilter(OneLineDriverErrors())
     for handler in logging.getLogger().handlers:
         if not any(isinstance(f, RequestIdFilter) for f in handler.filters):
             handler.addFilter(RequestIdFilter())
