@@ -17,16 +17,21 @@ find_python() {
   fi
 }
 
+# apt_install PACKAGE...: installs the packages from Debian (needs root).
+apt_install() {
+  log "installing Debian packages: $*"
+  [ "$(id -u)" -eq 0 ] || die "need root (or sudo) to apt-get install $*"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
 install_debian_packages() {
   local missing=()
   command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
   command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
   [ ${#missing[@]} -eq 0 ] && return
-  log "installing Debian packages: ${missing[*]}"
-  [ "$(id -u)" -eq 0 ] || die "need root (or sudo) to apt-get install ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  apt_install "${missing[@]}"
   # The packages start system-wide daemons; the project runs its own instances on loopback.
   systemctl disable --now redis-server prometheus >/dev/null 2>&1 || true
   pkill -x redis-server >/dev/null 2>&1 || true
@@ -90,22 +95,14 @@ install_cluster_packages() {
   done
   [ -x /usr/lib/cni/bridge ] || missing+=(containernetworking-plugins)
   [ ${#missing[@]} -eq 0 ] && return
-  log "installing Debian packages for the cluster tier: ${missing[*]}"
-  [ "$(id -u)" -eq 0 ] || die "need root (or sudo) to apt-get install ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  apt_install "${missing[@]}"
   # The project starts its own containerd for the cluster tier; not the system-wide one.
   systemctl disable --now containerd >/dev/null 2>&1 || true
 }
 
 install_chromium() {
   command -v chromium >/dev/null 2>&1 && return
-  log "installing Debian's chromium (the widget's tests drive it headless)"
-  [ "$(id -u)" -eq 0 ] || die "need root (or sudo) to apt-get install chromium"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
+  apt_install chromium fonts-dejavu-core  # the widget's tests drive it headless
 }
 
 if [ "${1:-}" = "test" ]; then

@@ -122,3 +122,11 @@ def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
     workdir.mkdir()
     with RedisServer(workdir) as redis:
         yield redis
+
+
+@pytest.fixture(scope="module")
+def module_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A Redis of the test module's own: its tests may read, remove or restart its keys and
+    leases without touching other modules'."""
+    with RedisServer(tmp_path_factory.mktemp("redis")) as redis:
+        yield redis

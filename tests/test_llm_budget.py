@@ -39,23 +39,16 @@ def llm() -> Iterator[FakeLLM]:
 
 
 @pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    """A Redis of this module's own: one test restarts it."""
-    with RedisServer(tmp_path_factory.mktemp("redis")) as redis:
-        yield redis
-
-
-@pytest.fixture(scope="module")
 def api(
     services: Services,
     llm: FakeLLM,
-    redis_server: RedisServer,
+    module_redis: RedisServer,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[ApiServer]:
     workdir = tmp_path_factory.mktemp("api")
     env = {
         "MONGO_URL": services.mongo_url,
-        "REDIS_URL": redis_server.url,
+        "REDIS_URL": module_redis.url,
         "DB_NAME": f"test_{uuid.uuid4().hex[:12]}",
         "INGEST_STREAM": f"test:ingest:{uuid.uuid4().hex[:8]}",
         "LLM_BASE_URL": llm.base_url,
@@ -282,15 +275,15 @@ def test_analytics_shows_the_tokens_spent_and_the_limits(
 
 
 def test_spent_tokens_outlive_a_redis_restart(
-    api: ApiServer, client: httpx.Client, admin: Account, redis_server: RedisServer
+    api: ApiServer, client: httpx.Client, admin: Account, module_redis: RedisServer
 ) -> None:
     owner = sign_up(client)
     bot = _llm_bot(client, owner)
     assert _ask(client, owner, bot).status_code == 200
     assert _usage(client, owner)["daily"]["used"] == CHARGED
 
-    redis_server.stop()  # no persistence: every counter is gone
-    redis_server.start()
+    module_redis.stop()  # no persistence: every counter is gone
+    module_redis.start()
     poll_until(lambda: client.get("/readyz").status_code, lambda status: status == 200, 20)
 
     assert _usage(client, owner)["daily"]["used"] == CHARGED  # rebuilt from MongoDB

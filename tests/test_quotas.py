@@ -39,20 +39,13 @@ REJECTIONS = "botsmith_quota_rejections_total"
 
 
 @pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    """A Redis of this module's own: tests read and remove its quota keys."""
-    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def apis(
-    services: Services, redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+    services: Services, module_redis: RedisServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[ApiServer, ApiServer]]:
     """Two `botsmith serve` processes on one database and one Redis, as two pods would be."""
     env = {
         "MONGO_URL": services.mongo_url,
-        "REDIS_URL": redis_server.url,
+        "REDIS_URL": module_redis.url,
         "DB_NAME": f"test_{uuid.uuid4().hex[:12]}",
         "INGEST_STREAM": f"test:ingest:{uuid.uuid4().hex[:8]}",
     }
@@ -93,8 +86,8 @@ def admin(api: ApiServer) -> Account:
 
 
 @pytest.fixture
-def quota_redis(redis_server: RedisServer) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+def quota_redis(module_redis: RedisServer) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(module_redis.url, decode_responses=True)
     yield client
     client.close()
 

@@ -58,13 +58,13 @@ def _env(services: Services, redis_url: str) -> dict[str, str]:
     }
 
 
-@pytest.fixture(scope="module")
-def apis(
-    services: Services, cluster: RedisClusterSet, tmp_path_factory: pytest.TempPathFactory
+@contextlib.contextmanager
+def two_apis_and_a_worker(
+    services: Services, redis_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[ApiServer, ApiServer]]:
-    """Two `botsmith serve` processes and a `botsmith worker` on the cluster."""
-    env = _env(services, cluster.url)
-    first_dir, second_dir = tmp_path_factory.mktemp("api-a"), tmp_path_factory.mktemp("api-b")
+    """Two `botsmith serve` processes and a `botsmith worker` on one Redis, as pods would be."""
+    env = _env(services, redis_url)
+    first_dir, second_dir = tmp_path_factory.mktemp("api"), tmp_path_factory.mktemp("api")
     with (
         ApiServer(first_dir, env) as first,
         ApiServer(second_dir, env) as second,
@@ -73,6 +73,14 @@ def apis(
         first.wait_ready()
         second.wait_ready()
         yield first, second
+
+
+@pytest.fixture(scope="module")
+def apis(
+    services: Services, cluster: RedisClusterSet, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[ApiServer, ApiServer]]:
+    with two_apis_and_a_worker(services, cluster.url, tmp_path_factory) as pair:
+        yield pair
 
 
 @pytest.fixture
@@ -306,17 +314,8 @@ def sentinels(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SentinelSet]
 def sentinel_apis(
     services: Services, sentinels: SentinelSet, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[ApiServer, ApiServer]]:
-    """Two API processes and a worker on the master the Sentinel names."""
-    env = _env(services, sentinels.url)
-    first_dir, second_dir = tmp_path_factory.mktemp("api-s1"), tmp_path_factory.mktemp("api-s2")
-    with (
-        ApiServer(first_dir, env) as first,
-        ApiServer(second_dir, env) as second,
-        IngestionWorker(first_dir, first.env),
-    ):
-        first.wait_ready()
-        second.wait_ready()
-        yield first, second
+    with two_apis_and_a_worker(services, sentinels.url, tmp_path_factory) as pair:
+        yield pair
 
 
 def test_through_a_sentinel_sources_are_ingested_and_events_cross_processes(

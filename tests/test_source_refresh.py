@@ -65,20 +65,19 @@ def embeddings() -> Iterator[FakeEmbeddings]:
 
 @pytest.fixture(scope="module")
 def env(
-    services: Services, embeddings: FakeEmbeddings, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict[str, str]]:
-    # A Redis of the module's own: the round's lease is not shared with other tests' workers.
-    with RedisServer(tmp_path_factory.mktemp("redis")) as redis:
-        yield {
-            "MONGO_URL": services.mongo_url,
-            "REDIS_URL": redis.url,
-            "DB_NAME": f"test_{uuid.uuid4().hex[:12]}",
-            "INGEST_URL_ALLOWLIST": "127.0.0.1",  # the test website
-            "SOURCE_REFRESH_CHECK_SECONDS": "0.2",
-            "SOURCE_REFRESH_PERIOD_SCALE": str(SCALE),
-            "EMBEDDINGS_BASE_URL": embeddings.base_url,
-            "EMBEDDINGS_MODEL": "fake-embed",
-        }
+    services: Services, embeddings: FakeEmbeddings, module_redis: RedisServer
+) -> dict[str, str]:
+    # The module's own Redis: the round's lease is not shared with other tests' workers.
+    return {
+        "MONGO_URL": services.mongo_url,
+        "REDIS_URL": module_redis.url,
+        "DB_NAME": f"test_{uuid.uuid4().hex[:12]}",
+        "INGEST_URL_ALLOWLIST": "127.0.0.1",  # the test website
+        "SOURCE_REFRESH_CHECK_SECONDS": "0.2",
+        "SOURCE_REFRESH_PERIOD_SCALE": str(SCALE),
+        "EMBEDDINGS_BASE_URL": embeddings.base_url,
+        "EMBEDDINGS_MODEL": "fake-embed",
+    }
 
 
 @pytest.fixture(scope="module")

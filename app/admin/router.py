@@ -48,6 +48,7 @@ async def get_admin_service(container: ContainerDep) -> AdminService:
 
 
 AdminServiceDep = Annotated[AdminService, Depends(get_admin_service)]
+UserId = Annotated[str, Path(max_length=64)]
 
 
 async def audit_admin_action(request: Request, user: CurrentUser) -> AsyncIterator[None]:
@@ -91,7 +92,7 @@ async def list_users(
 
 @router.patch("/users/{user_id}", responses=problem_responses(404, 409))
 async def update_user(
-    user_id: Annotated[str, Path(max_length=64)],
+    user_id: UserId,
     body: UserAdminUpdate,
     admin: AdminUser,
     service: AdminServiceDep,
@@ -107,7 +108,7 @@ async def update_user(
     responses=problem_responses(404, 409),
 )
 async def erase_user(
-    user_id: Annotated[str, Path(max_length=64)],
+    user_id: UserId,
     admin: AdminUser,
     erasures: ErasureServiceDep,
     audit: AuditTrailDep,
@@ -151,7 +152,7 @@ async def put_model_allowlist(
 
 @router.get("/users/{user_id}/llm-budget", responses=problem_responses(404))
 async def get_llm_budget(
-    user_id: Annotated[str, Path(max_length=64)], admin: AdminUser, service: AdminServiceDep
+    user_id: UserId, admin: AdminUser, service: AdminServiceDep
 ) -> LlmBudgetOut:
     """An owner's LLM tokens spent this UTC day and month, their limits and their own ones."""
     return await service.llm_budget(user_id)
@@ -159,7 +160,7 @@ async def get_llm_budget(
 
 @router.put("/users/{user_id}/llm-budget", responses=problem_responses(404, 422))
 async def put_llm_budget(
-    user_id: Annotated[str, Path(max_length=64)],
+    user_id: UserId,
     body: LlmBudgetUpdate,
     admin: AdminUser,
     service: AdminServiceDep,
@@ -171,7 +172,7 @@ async def put_llm_budget(
 
 @router.get("/users/{user_id}/plan", responses=problem_responses(404))
 async def get_plan(
-    user_id: Annotated[str, Path(max_length=64)],
+    user_id: UserId,
     admin: AdminUser,
     service: AdminServiceDep,
     quotas: QuotaServiceDep,
@@ -182,7 +183,7 @@ async def get_plan(
 
 @router.put("/users/{user_id}/plan", responses=problem_responses(404, 422))
 async def put_plan(
-    user_id: Annotated[str, Path(max_length=64)],
+    user_id: UserId,
     body: PlanUpdate,
     admin: AdminUser,
     service: AdminServiceDep,
@@ -195,7 +196,7 @@ async def put_plan(
 
 @router.get("/users/{user_id}/usage", responses=problem_responses(404))
 async def get_user_usage(
-    user_id: Annotated[str, Path(max_length=64)],
+    user_id: UserId,
     admin: AdminUser,
     service: AdminServiceDep,
     quotas: QuotaServiceDep,

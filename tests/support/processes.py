@@ -6,7 +6,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Self
 
@@ -116,9 +116,10 @@ class FerretDB(ListeningProcess):
 
 
 class RedisServer(ListeningProcess):
-    """A private Redis on its own port, for tests that stop Redis."""
+    """A private Redis on its own port, for tests that stop Redis; `options` are more of
+    redis-server's command-line options."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, options: Sequence[str] = ()) -> None:
         self.port = free_port()
         argv = [
             "redis-server",
@@ -132,6 +133,7 @@ class RedisServer(ListeningProcess):
             "no",
             "--dir",
             str(workdir),
+            *options,
         ]
         super().__init__(argv, workdir / "redis.log", os.environ)
 

@@ -13,32 +13,14 @@ SLOTS = 16384
 SENTINEL_SERVICE = "mymaster"
 
 
-class ClusterNode(ListeningProcess):
+class ClusterNode(RedisServer):
     """One cluster-enabled redis-server; its cluster bus gets a free port of its own (the
     default, port + 10000, may be taken or out of range)."""
 
     def __init__(self, workdir: Path) -> None:
-        self.port, self.bus_port = free_port(), free_port()
-        argv = [
-            "redis-server",
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--cluster-enabled",
-            "yes",
-            "--cluster-port",
-            str(self.bus_port),
-            "--cluster-config-file",
-            str(workdir / "nodes.conf"),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(workdir),
-        ]
-        super().__init__(argv, workdir / "redis.log", os.environ)
+        self.bus_port = free_port()
+        cluster = ["--cluster-enabled", "yes", "--cluster-port", str(self.bus_port)]
+        super().__init__(workdir, [*cluster, "--cluster-config-file", str(workdir / "nodes.conf")])
 
     def client(self) -> redis.Redis:
         return redis.Redis(host="127.0.0.1", port=self.port)
