@@ -1,11 +1,13 @@
 """Health, liveness and readiness against real FerretDB and Redis, through the running API."""
 
+import asyncio
 import logging
 
 import httpx
 import pytest
 from app.core.config import Settings
 from app.core.logging import setup_logging
+from app.health.service import CachedProbe
 from pymongo.errors import AutoReconnect
 from pymongo.logger import _log_client_error
 
@@ -179,3 +181,27 @@ def test_a_failed_driver_background_task_is_one_warning_line(
     assert record.getMessage() == (
         "MongoDB background task failed: 127.0.0.1:1: [Errno 111] Connect call failed"
     )
+
+
+@pytest.mark.anyio
+async def test_a_probe_past_its_ttl_answers_at_once_while_one_run_refreshes_it() -> None:
+    runs = 0
+    refresh = asyncio.Event()
+
+    async def check() -> None:
+        nonlocal runs
+        runs += 1
+        if runs > 1:
+            await refresh.wait()
+
+    probe = CachedProbe(check, timeout=60, ttl=0)
+    first = await asyncio.gather(*(probe.healthy() for _ in range(100)))
+    assert first == [True] * 100
+    assert runs == 1  # the first callers shared the first run
+    # Past the ttl, with the refresh still running: nobody waits for it, nobody queues.
+    callers = [asyncio.create_task(probe.healthy()) for _ in range(500)]
+    done, pending = await asyncio.wait(callers, timeout=30)
+    assert not pending
+    assert all(task.result() for task in done)
+    assert runs == 2
+    refresh.set()

@@ -15,31 +15,37 @@ REDIS_FALLBACK = "in-process fallback (REDIS_URL not set)"
 
 
 class CachedProbe:
-    """Runs a check at most once per ttl; concurrent callers share one run (single flight)."""
+    """Runs a check at most once per ttl and shares its result. Past the ttl, callers get the last
+    result at once while one background run refreshes it (stale while revalidating, at most
+    ttl + timeout old); only the first callers wait, together, for the first run. Under load no
+    request queues behind a probe: a lock here made hundreds of requests pass it one event-loop
+    turn at a time, seconds at 1,000 connections."""
 
     def __init__(self, check: Callable[[], Awaitable[object]], timeout: float, ttl: float) -> None:
         self._check = check
         self._timeout = timeout
         self._ttl = ttl
-        self._healthy = False
+        self._healthy: bool | None = None
         self._checked_at = -float("inf")
-        self._lock = asyncio.Lock()
-
-    def _fresh(self) -> bool:
-        return time.monotonic() - self._checked_at < self._ttl
+        self._running: asyncio.Task[bool] | None = None
 
     async def healthy(self) -> bool:
-        if self._fresh():
+        if time.monotonic() - self._checked_at < self._ttl and self._healthy is not None:
             return self._healthy
-        async with self._lock:
-            if not self._fresh():
-                try:
-                    await asyncio.wait_for(self._check(), self._timeout)
-                    self._healthy = True
-                except Exception:
-                    self._healthy = False
-                self._checked_at = time.monotonic()
+        if self._running is None or self._running.done():
+            self._running = asyncio.create_task(self._run())
+        if self._healthy is None:
+            return await asyncio.shield(self._running)
         return self._healthy
+
+    async def _run(self) -> bool:
+        try:
+            await asyncio.wait_for(self._check(), self._timeout)
+            healthy = True
+        except Exception:
+            healthy = False
+        self._healthy, self._checked_at = healthy, time.monotonic()
+        return healthy
 
 
 class HealthService:
