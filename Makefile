@@ -52,8 +52,8 @@ kind-test:  ## the full k8s-tests tier on the kind cluster: rollout, helm test, 
 	BOTSMITH_KUBECONFIG=.run/kind.kubeconfig BOTSMITH_IMAGE=botsmith:full-tier \
 		.venv/bin/pytest k8s-tests/test_full_cluster.py -rs
 
-bench-http:  ## product vs baseline under wrk: throughput ratios, 1,000 connections, worker memory
-	bash scripts/bootstrap.sh
+bench-http:  ## product vs baseline under wrk: throughput ratios, open loop, 1,000 connections, memory
+	bash scripts/bootstrap.sh bench
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	.venv/bin/python bench/http_bench.py $(ARGS)
 

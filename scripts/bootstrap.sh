@@ -3,7 +3,7 @@
 # dependencies, Debian's redis-server and prometheus, and the FerretDB and Helm binaries (built
 # from the Go module proxy, cached under .cache/bin). `bootstrap.sh test` adds what only the tests
 # use: kube-apiserver and etcd for k8s-tests, checkov for the chart checks, and Debian's chromium
-# for the widget's browser tests.
+# for the widget's browser tests; `bootstrap.sh bench` adds vegeta for `make bench-http`.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -126,4 +126,8 @@ if [ "${1:-}" = "test" ]; then
   install_cluster_packages
   install_checkov
   install_chromium
+fi
+
+if [ "${1:-}" = "bench" ]; then
+  build_go_tool vegeta github.com/tsenart/vegeta/v12  # the open-loop load of `make bench-http`
 fi

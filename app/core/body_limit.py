@@ -49,14 +49,19 @@ def upload_routes(openapi: Mapping[str, Any]) -> list[str]:
     ]
 
 
-def _content_length(scope: Scope) -> int | None:
+def _declared_body(scope: Scope) -> tuple[int | None, bool]:
+    """The request's Content-Length (None when absent or malformed: the server refuses a
+    malformed one itself) and whether its body comes chunked."""
+    length, chunked = None, False
     for key, value in scope["headers"]:
         if key == b"content-length":
             try:
-                return int(value)
+                length = int(value)
             except ValueError:
-                return None  # the server refuses a malformed length itself
-    return None
+                length = None
+        elif key == b"transfer-encoding":
+            chunked = True
+    return length, chunked
 
 
 class BodyLimitMiddleware:
@@ -86,10 +91,12 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        declared, chunked = _declared_body(scope)
+        if not declared and not chunked:  # HTTP/1.1 framing: no body to bound
+            await self.app(scope, receive, send)
+            return
         path = scope["path"]
-        # Looked up only for a request with a body: probes and reads pay nothing.
         limit: int | None = None
-        declared = _content_length(scope)
         if declared:
             limit = self.limit_for(path)
             if declared > limit:

@@ -21,7 +21,7 @@ from bson.codec_options import CodecOptions
 from redis.exceptions import RedisError
 
 from app.core.db import Document
-from app.core.metrics import CACHE_REQUESTS
+from app.core.metrics import CACHE_REQUESTS, labelled
 from app.core.redis import RedisBatcher, RedisCircuit, RedisClient
 
 _BSON: CodecOptions[Document] = CodecOptions(tz_aware=True)  # C-accelerated; keeps datetimes
@@ -32,6 +32,7 @@ TOMBSTONE_SECONDS = 10
 LOCK_SECONDS = 3
 _WAIT_FOR_PEER_SECONDS = 0.5
 _LOCAL_CAPACITY = 10_000
+_LOOKUPS = labelled(CACHE_REQUESTS)
 
 Loader = Callable[[], Awaitable[Document | None]]
 
@@ -53,22 +54,22 @@ class Cache:
             return await loader()
         full_key = f"{_PREFIX}{namespace}:{key}"
         if self._redis is not None and self._circuit.is_open:
-            CACHE_REQUESTS.labels(namespace, "bypass").inc()
+            _LOOKUPS(namespace, "bypass").inc()
             return await loader()
         try:
             raw = await self._get(full_key)
         except RedisError as error:
             self._circuit.record_failure("caching", error)
-            CACHE_REQUESTS.labels(namespace, "bypass").inc()
+            _LOOKUPS(namespace, "bypass").inc()
             return await loader()
         if raw is not None and raw != _TOMBSTONE:
             document = _decode(raw)
             if document is not None:
-                CACHE_REQUESTS.labels(namespace, "hit").inc()
+                _LOOKUPS(namespace, "hit").inc()
                 return document
             await self._discard(full_key)
             raw = None
-        CACHE_REQUESTS.labels(namespace, "miss").inc()
+        _LOOKUPS(namespace, "miss").inc()
         if raw == _TOMBSTONE:
             return await loader()  # just invalidated: read through, store nothing yet
         return await self._single_flight(full_key, loader)

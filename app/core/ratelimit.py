@@ -25,7 +25,7 @@ from redis.exceptions import NoScriptError, RedisError
 
 from app.core.config import Settings
 from app.core.limitview import LocalView, window_keys
-from app.core.metrics import RATE_LIMIT_DECISIONS, RATE_LIMIT_FAIL_OPEN
+from app.core.metrics import RATE_LIMIT_DECISIONS, RATE_LIMIT_FAIL_OPEN, labelled
 from app.core.redis import RedisBatcher, RedisCircuit, RedisClient
 
 # KEYS: per policy, the current then the previous window's counter.
@@ -86,6 +86,7 @@ return result
 
 
 logger = logging.getLogger(__name__)
+_DECISIONS = labelled(RATE_LIMIT_DECISIONS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,7 +203,7 @@ class RateLimiter:
                     return self._fail_open(route_class, policies)
                 self._circuit.record_success()
         decision = self._decide(raw, policies, now_ms)
-        RATE_LIMIT_DECISIONS.labels(route_class, "allowed" if decision.allowed else "limited").inc()
+        _DECISIONS(route_class, "allowed" if decision.allowed else "limited").inc()
         return decision
 
     def _admit_locally(
@@ -295,7 +296,7 @@ class RateLimiter:
 
     def _fail_open(self, route_class: str, policies: tuple[Policy, ...]) -> Decision:
         RATE_LIMIT_FAIL_OPEN.inc()
-        RATE_LIMIT_DECISIONS.labels(route_class, "fail_open").inc()
+        _DECISIONS(route_class, "fail_open").inc()
         first = policies[0]
         return Decision(True, policies, first, first.limit, first.window_seconds)
 
