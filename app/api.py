@@ -63,6 +63,20 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     governance_router,
 )
 ROOT_ROUTERS: tuple[APIRouter, ...] = (probe_router, metrics_router, widget_router)
+# FastAPI tries every route of each router in turn until one matches: /api/chatbots/{id} behind
+# five routers cost 50 µs of matching, a widget visitor's chat 150 µs. The busiest are matched
+# first; no two routers' paths overlap (tests/test_api_contract.py), so the order changes no
+# answer. The OpenAPI document keeps API_ROUTERS' order for its tags.
+BUSIEST_FIRST: tuple[APIRouter, ...] = (
+    health_api_router,
+    chatbots_router,
+    public_chat_router,
+    chat_router,
+    retrieval_router,
+    public_leads_router,
+    public_handoff_router,
+    realtime_router,
+)
 
 PATH_RULES = PathRules(
     unlimited=frozenset({"/livez", "/readyz", "/metrics"}),
@@ -75,7 +89,8 @@ PATH_RULES = PathRules(
 def include_routers(app: FastAPI, *, metrics: bool = True) -> None:
     """metrics=False leaves /metrics out (served on METRICS_PORT instead, so 404 here)."""
     # Each router is included directly: every level of nesting costs a match per request.
-    for router in API_ROUTERS:
+    rest = [router for router in API_ROUTERS if router not in BUSIEST_FIRST]
+    for router in (*BUSIEST_FIRST, *rest):
         app.include_router(router, prefix="/api")
     for router in ROOT_ROUTERS:
         if metrics or router is not metrics_router:
@@ -151,6 +166,14 @@ def with_errors_documented(openapi: dict[str, Any]) -> dict[str, Any]:
                 for name, header in document.get("headers", {}).items():
                     declared.setdefault("headers", {}).setdefault(name, header)
             operation["responses"] = dict(sorted(responses.items()))
+    used = {
+        tag
+        for operations in openapi["paths"].values()
+        for op in operations.values()
+        for tag in op.get("tags", [])
+    }
+    tags = dict.fromkeys(tag for router in (*API_ROUTERS, *ROOT_ROUTERS) for tag in router.tags)
+    openapi["tags"] = [{"name": tag} for tag in tags if tag in used]
     schemas = openapi.setdefault("components", {}).setdefault("schemas", {})
     schemas.update(problem_schemas())
     for name, schema in event_schemas().items():

@@ -12,6 +12,8 @@ import hypothesis
 import pytest
 import requests
 import schemathesis
+from app.api import API_ROUTERS, ROOT_ROUTERS
+from fastapi.routing import APIRoute, APIWebSocketRoute
 from hypothesis import HealthCheck, Phase, given
 from hypothesis.errors import FlakyStrategyDefinition, Unsatisfiable
 from schemathesis import Case, CheckFunction, GenerationMode, Response
@@ -24,6 +26,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 from schemathesis.specs.openapi.schemas import OpenApiSchema
+from starlette.routing import compile_path
 
 from tests.conftest import StartApi
 from tests.support.api import assert_problem, bearer, create_api_key, create_chatbot, sign_up
@@ -245,3 +248,23 @@ def test_every_error_is_documented_as_problem_details_with_the_statuses_middlewa
                 assert responses["429"]["headers"]["Retry-After"]["required"], label
             if "{" in path:
                 assert "404" in responses, label
+
+
+def test_no_two_routers_serve_the_same_request_so_their_matching_order_is_free() -> None:
+    """app.api matches the busiest routers first; that is only safe while no request could be
+    matched by routes of two routers (the one included first would win)."""
+    included = [("/api", router) for router in API_ROUTERS] + [("", r) for r in ROOT_ROUTERS]
+    routes = [
+        (index, method, prefix + route.path)
+        for index, (prefix, router) in enumerate(included)
+        for route in router.routes
+        if isinstance(route, APIRoute | APIWebSocketRoute)
+        for method in getattr(route, "methods", None) or {"WEBSOCKET"}
+    ]
+    assert len(routes) > 90
+    for index, method, template in routes:
+        request_path = re.sub(r"\{[^}]+\}", "some-id", template)
+        for other, other_method, other_template in routes:
+            if other != index and other_method == method:
+                pattern = compile_path(other_template)[0]
+                assert not pattern.match(request_path), (method, template, other_template)
