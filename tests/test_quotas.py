@@ -32,7 +32,7 @@ from tests.support.api import (
     wait_ready,
 )
 from tests.support.metrics import scrape, value
-from tests.support.processes import ApiServer, IngestionWorker, RedisServer
+from tests.support.processes import ApiServer, RedisServer, two_apis_and_a_worker
 
 ORIGIN = "https://shop.example"
 REJECTIONS = "botsmith_quota_rejections_total"
@@ -49,15 +49,9 @@ def apis(
         "DB_NAME": f"test_{uuid.uuid4().hex[:12]}",
         "INGEST_STREAM": f"test:ingest:{uuid.uuid4().hex[:8]}",
     }
-    first_dir, second_dir = tmp_path_factory.mktemp("api-a"), tmp_path_factory.mktemp("api-b")
-    with (
-        ApiServer(first_dir, env) as first,
-        ApiServer(second_dir, env) as second,
-        IngestionWorker(first_dir, first.env),
-    ):
-        first.wait_ready()
-        second.wait_ready()
-        yield first, second
+    folders = tmp_path_factory.mktemp("api-a"), tmp_path_factory.mktemp("api-b")
+    with two_apis_and_a_worker(env, *folders) as pair:
+        yield pair
 
 
 @pytest.fixture(scope="module")

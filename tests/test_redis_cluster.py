@@ -30,9 +30,9 @@ from tests.support.api import Account, add_text, assert_problem, create_chatbot,
 from tests.support.processes import (
     TEST_JWT_SECRET,
     ApiServer,
-    IngestionWorker,
     free_port,
     poll_until,
+    two_apis_and_a_worker,
 )
 from tests.support.redis_topologies import RedisClusterSet, SentinelSet
 
@@ -58,28 +58,12 @@ def _env(services: Services, redis_url: str) -> dict[str, str]:
     }
 
 
-@contextlib.contextmanager
-def two_apis_and_a_worker(
-    services: Services, redis_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[ApiServer, ApiServer]]:
-    """Two `botsmith serve` processes and a `botsmith worker` on one Redis, as pods would be."""
-    env = _env(services, redis_url)
-    first_dir, second_dir = tmp_path_factory.mktemp("api"), tmp_path_factory.mktemp("api")
-    with (
-        ApiServer(first_dir, env) as first,
-        ApiServer(second_dir, env) as second,
-        IngestionWorker(first_dir, first.env),
-    ):
-        first.wait_ready()
-        second.wait_ready()
-        yield first, second
-
-
 @pytest.fixture(scope="module")
 def apis(
     services: Services, cluster: RedisClusterSet, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[ApiServer, ApiServer]]:
-    with two_apis_and_a_worker(services, cluster.url, tmp_path_factory) as pair:
+    folders = tmp_path_factory.mktemp("api"), tmp_path_factory.mktemp("api")
+    with two_apis_and_a_worker(_env(services, cluster.url), *folders) as pair:
         yield pair
 
 
@@ -314,7 +298,8 @@ def sentinels(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SentinelSet]
 def sentinel_apis(
     services: Services, sentinels: SentinelSet, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[ApiServer, ApiServer]]:
-    with two_apis_and_a_worker(services, sentinels.url, tmp_path_factory) as pair:
+    folders = tmp_path_factory.mktemp("api"), tmp_path_factory.mktemp("api")
+    with two_apis_and_a_worker(_env(services, sentinels.url), *folders) as pair:
         yield pair
 
 

@@ -4,7 +4,8 @@
 # `python:3.13-slim` base (a Debian trixie root filesystem, Python 3.13), Redis (Debian's
 # redis-server), FerretDB (the static binary), and the cluster's own pause, CoreDNS and
 # metrics-server. Saved as docker-archive tarballs under $IMAGES for `ctr images import`.
-# Podman's storage is kept under .cache, so only the product image is rebuilt on a warm run.
+# Podman's storage is kept under .cache, so only the product image is rebuilt and saved on a
+# warm run.
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 CONFIG="$ROOT/scripts/cluster"
@@ -77,7 +78,11 @@ for image in docker.io/library/botsmith:dev docker.io/library/redis:7.4.2 \
   registry.k8s.io/pause:3.10 localhost/coredns:local localhost/metrics-server:local \
   localhost/ferretdb:local; do
   tarball="$IMAGES/$(basename "${image%%:*}").tar"
+  id=$(podman image inspect --format '{{.Id}}' "$image")
+  # Saved again only when the image changed (on a warm run, the product image alone).
+  [ -f "$tarball" ] && [ "$(cat "$tarball.id" 2>/dev/null)" = "$id" ] && continue
   rm -f "$tarball"
   podman save -q --format docker-archive -o "$tarball" "$image"
+  echo "$id" >"$tarball.id"
 done
 lap "saved under $IMAGES"

@@ -1,12 +1,13 @@
 """Real processes for tests: the API under gunicorn, and private FerretDB and Redis instances."""
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Self
 
@@ -217,6 +218,22 @@ class ApiServer(ManagedProcess):
     def worker_pids(self) -> set[int]:
         children = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split()
         return {int(pid) for pid in children}
+
+
+@contextlib.contextmanager
+def two_apis_and_a_worker(
+    env: Mapping[str, str], first_dir: Path, second_dir: Path
+) -> Iterator[tuple[ApiServer, ApiServer]]:
+    """Two `botsmith serve` processes and a `botsmith worker` with one environment (one
+    database, one Redis), as pods would be; ready when entered."""
+    with (
+        ApiServer(first_dir, env) as first,
+        ApiServer(second_dir, env) as second,
+        IngestionWorker(first_dir, first.env),
+    ):
+        first.wait_ready()
+        second.wait_ready()
+        yield first, second
 
 
 def poll_until[T](probe: Callable[[], T], accept: Callable[[T], bool], timeout: float) -> T:
