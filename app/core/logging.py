@@ -48,15 +48,16 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+def _add_once(target: logging.Filterer, kind: type[logging.Filter]) -> None:
+    """setup_logging runs again in each worker and test: one filter of each kind is enough."""
+    if not any(isinstance(f, kind) for f in target.filters):
+        target.addFilter(kind())
+
+
 def setup_logging(settings: Settings) -> None:
     logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT)
     for name in ("uvicorn.error", "uvicorn.access"):
-        server_logger = logging.getLogger(name)
-        if not any(isinstance(f, RedactSecrets) for f in server_logger.filters):
-            server_logger.addFilter(RedactSecrets())
-    driver_logger = logging.getLogger("pymongo.client")
-    if not any(isinstance(f, OneLineDriverErrors) for f in driver_logger.filters):
-        driver_logger.addFilter(OneLineDriverErrors())
+        _add_once(logging.getLogger(name), RedactSecrets)
+    _add_once(logging.getLogger("pymongo.client"), OneLineDriverErrors)
     for handler in logging.getLogger().handlers:
-        if not any(isinstance(f, RequestIdFilter) for f in handler.filters):
-            handler.addFilter(RequestIdFilter())
+        _add_once(handler, RequestIdFilter)
